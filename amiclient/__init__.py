@@ -1,0 +1,49 @@
+"""amiclient: a fast, thread-safe client for the Asterisk Manager Interface (AMI).
+
+::
+
+    from amiclient import AMIClient
+
+    with AMIClient("127.0.0.1", 5038, "admin", "secret") as client:
+        print(client.command("core show uptime"))
+        client.add_listener(print, event="Hangup")
+"""
+from ._listeners import ListenerHandle
+from ._tracker import ActionFuture
+from .client import AMIClient, ClientStats, ConnectionState, StateChange
+from .exceptions import (
+    ActionError,
+    ActionTimeout,
+    AMIConnectionError,
+    AMIError,
+    AuthenticationError,
+    ClientClosed,
+    ConnectionLost,
+    ProtocolError,
+)
+from .packet import Event, Packet, Response
+from .retry import Backoff
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AMIClient",
+    "ActionFuture",
+    "Backoff",
+    "ClientStats",
+    "ConnectionState",
+    "StateChange",
+    "ListenerHandle",
+    "Packet",
+    "Response",
+    "Event",
+    "AMIError",
+    "ProtocolError",
+    "AMIConnectionError",
+    "ConnectionLost",
+    "ClientClosed",
+    "AuthenticationError",
+    "ActionError",
+    "ActionTimeout",
+    "__version__",
+]

@@ -1,0 +1,227 @@
+"""One socket to an AMI server: connect, banner, handshake exchanges, a blocking read loop, a write lock.
+
+The connection knows bytes, packets and sockets; it knows nothing of
+futures, listeners or reconnecting.  It reports through two callables given
+to :meth:`Connection.run`: ``on_packets(texts)`` for every batch of complete
+packet texts, and ``on_idle()`` when nothing arrived for ``idle_interval``
+seconds.  Either may raise to end the connection.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_packet
+from .exceptions import AMIConnectionError, ConnectionLost, ProtocolError
+from .packet import Response
+
+__all__ = ["Connection", "RECV_SIZE"]
+
+log = logging.getLogger("amiclient.connection")
+
+RECV_SIZE = 65536  # below glibc's mmap threshold: no mmap/munmap per recv
+
+
+class Connection:
+    """A TCP (optionally TLS) connection speaking AMI framing."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        connect_timeout: float = 5.0,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        tcp_keepalive: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.tcp_keepalive = tcp_keepalive
+        self.framer = Framer(max_packet_size=max_packet_size, encoding=encoding, errors=errors)
+        self.version: Optional[str] = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.packets_sent = 0
+        self.last_received = time.monotonic()
+        self.closed = False
+        self._sock: Optional[socket.socket] = None
+        self._write_lock = threading.Lock()
+        self._backlog: List[str] = []
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for messages."""
+        return f"{self.host}:{self.port}"
+
+    def open(self) -> str:
+        """Connect and read the banner; return the AMI version (``"11.0.0"``)."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise AMIConnectionError(f"cannot connect to AMI at {self.address}: {exc}") from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tcp_keepalive:
+                _enable_tcp_keepalive(sock)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise AMIConnectionError(f"cannot set up the connection to {self.address}: {exc}") from exc
+        self._sock = sock
+        try:
+            while self.framer.banner is None:
+                self._backlog.extend(self.framer.feed(self._recv(self.connect_timeout, "the banner")))
+        except BaseException:
+            self.close()
+            raise
+        self.version = parse_banner(self.framer.banner)
+        log.debug("connected to %s: %s", self.address, self.framer.banner)
+        return self.version or ""
+
+    def _recv(self, timeout: float, waiting_for: str) -> bytes:
+        sock = self._sock
+        if sock is None or self.closed:
+            raise ConnectionLost(f"connection to {self.address} is closed")
+        sock.settimeout(timeout)
+        try:
+            data = sock.recv(RECV_SIZE)
+        except socket.timeout:
+            raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s waiting for {waiting_for}") from None
+        except OSError as exc:
+            raise ConnectionLost(f"connection to {self.address} failed: {exc}") from exc
+        finally:
+            if not self.closed:
+                try:
+                    sock.settimeout(None)
+                except OSError:
+                    pass
+        if not data:
+            raise ConnectionLost(f"{self.address} closed the connection while we waited for {waiting_for}")
+        self.bytes_in += len(data)
+        self.last_received = time.monotonic()
+        return data
+
+    def exchange(self, data: bytes, action_id: str, timeout: float) -> Response:
+        """Send one action and block until its response; other packets wait for :meth:`run`.
+
+        Only for the handshake (login, re-applying filters), before the read
+        loop starts.
+        """
+        self.send(data)
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, text in enumerate(self._backlog):
+                if text.startswith("Response") or text[:9].lower() == "response:":
+                    packet = parse_packet(text)
+                    if packet.action_id in (None, action_id) and isinstance(packet, Response):
+                        del self._backlog[index]
+                        return packet
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s")
+            self._backlog.extend(self.framer.feed(self._recv(remaining, "a response")))
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` whole, under the write lock; ConnectionLost if the link is down."""
+        with self._write_lock:
+            sock = self._sock
+            if sock is None or self.closed:
+                raise ConnectionLost(f"not connected to {self.address}")
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                self.close()
+                raise ConnectionLost(f"sending to {self.address} failed: {exc}") from exc
+            self.bytes_out += len(data)
+            self.packets_sent += 1
+
+    def run(
+        self,
+        on_packets: Callable[[List[str]], None],
+        on_idle: Callable[[], None],
+        idle_interval: float,
+    ) -> BaseException:
+        """Read until the connection ends; return why it ended (never raises)."""
+        sock = self._sock
+        if sock is None:
+            return ConnectionLost(f"not connected to {self.address}")
+        framer = self.framer
+        recv = sock.recv
+        pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but unread
+        monotonic = time.monotonic
+        fileno = sock.fileno()
+        reason: BaseException
+        try:
+            if self._backlog:
+                backlog, self._backlog = self._backlog, []
+                on_packets(backlog)
+            while True:
+                if not (pending is not None and pending()):
+                    readable, _, _ = select.select((fileno,), (), (), idle_interval)
+                    if not readable:
+                        on_idle()
+                        continue
+                data = recv(RECV_SIZE)
+                if not data:
+                    raise ConnectionLost(f"{self.address} closed the connection")
+                self.bytes_in += len(data)
+                self.last_received = monotonic()
+                packets = framer.feed(data)
+                if packets:
+                    on_packets(packets)
+        except ConnectionLost as exc:
+            reason = exc
+        except ProtocolError as exc:
+            log.error("protocol error from %s: %s", self.address, exc)
+            reason = exc
+        except (OSError, ValueError) as exc:  # ValueError: select() on a closed socket
+            reason = ConnectionLost(f"connection to {self.address} failed: {exc}")
+            reason.__cause__ = exc
+        except Exception as exc:  # a bug in a callback: end the link, never hang callers
+            log.exception("reader for %s stopped by an unexpected error", self.address)
+            reason = exc
+        self.close()
+        return reason
+
+    def close(self) -> None:
+        """Shut the socket down and close it (wakes a blocked reader); idempotent."""
+        self.closed = True
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+    def detach_after_fork(self) -> None:
+        """In a forked child: close our copy of the socket without touching the parent's session."""
+        self.closed = True
+        sock, self._sock = self._sock, None
+        self._write_lock = threading.Lock()
+        if sock is not None:
+            sock.close()  # no shutdown(): the parent's session must live on
+
+
+def _enable_tcp_keepalive(sock: socket.socket, idle: int = 60, interval: int = 10, count: int = 5) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options: Tuple[Tuple[str, int], ...] = (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count))
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:  # pragma: no cover - platform without this option
+                pass

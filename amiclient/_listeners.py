@@ -1,0 +1,315 @@
+"""Listener registry and the dispatcher thread that runs listeners.
+
+The reader thread hands over whole batches of events (one queue operation
+per socket read, not per event).  Unparsed events travel as their packet
+text; the dispatcher reads only the name, and parses an event only when a
+listener wants it.  Listeners run on the dispatcher thread in arrival
+order; one that raises is logged and the others still run.
+
+The queue is bounded in events (``max_events``); when full, ``overflow``
+decides what goes: ``"drop_oldest"`` or ``"drop_newest"``.  Every event is
+counted: ``received == dispatched + dropped + queued`` at all times.
+"""
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import re
+import threading
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Pattern, Tuple, Union
+
+from ._protocol import parse_packet
+from .packet import Event
+
+__all__ = ["ListenerHandle", "ListenerRegistry", "Dispatcher", "EventSpec", "OVERFLOW_POLICIES"]
+
+log = logging.getLogger("amiclient.listeners")
+
+EventSpec = Union[None, str, Iterable[str]]
+OVERFLOW_POLICIES = ("drop_oldest", "drop_newest")
+_ids = itertools.count(1)
+
+
+class ListenerHandle:
+    """A registered listener; pass it to ``remove_listener``."""
+
+    __slots__ = ("id", "callback", "names", "pattern", "filter", "__weakref__")
+
+    def __init__(
+        self,
+        callback: Callable[[Event], Any],
+        names: Optional[frozenset],  # type: ignore[type-arg]
+        pattern: Optional[Pattern[str]],
+        filter: Optional[Callable[[Event], bool]],
+    ) -> None:
+        self.id = next(_ids)
+        self.callback = callback
+        self.names = names
+        self.pattern = pattern
+        self.filter = filter
+
+    def matches(self, name: str) -> bool:
+        """Whether this listener wants events called ``name`` (before its filter)."""
+        if self.names is None and self.pattern is None:
+            return True
+        lower = name.lower()
+        if self.names is not None and lower in self.names:
+            return True
+        return self.pattern is not None and self.pattern.match(lower) is not None
+
+    def __repr__(self) -> str:
+        target = getattr(self.callback, "__qualname__", repr(self.callback))
+        return f"<ListenerHandle {self.id} {target}>"
+
+
+class _Snapshot:
+    __slots__ = ("listeners", "cache")
+
+    def __init__(self, listeners: Tuple[ListenerHandle, ...]) -> None:
+        self.listeners = listeners
+        self.cache: Dict[str, Tuple[ListenerHandle, ...]] = {}
+
+
+class ListenerRegistry:
+    """Listeners by event name; lookups are lock-free (copy on write)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = _Snapshot(())
+
+    def add(
+        self,
+        callback: Callable[[Event], Any],
+        event: EventSpec = None,
+        filter: Optional[Callable[[Event], bool]] = None,
+    ) -> ListenerHandle:
+        """Register ``callback`` for ``event`` (a name, a glob like ``"Queue*"``, several, or None = all)."""
+        if not callable(callback):
+            raise TypeError("listener callback must be callable")
+        names: Optional[frozenset] = None  # type: ignore[type-arg]
+        pattern: Optional[Pattern[str]] = None
+        if event is not None:
+            specs = [event] if isinstance(event, str) else list(event)
+            if not specs or not all(isinstance(s, str) and s for s in specs):
+                raise ValueError(f"invalid event selection: {event!r}")
+            globs = [s.lower() for s in specs if any(c in s for c in "*?[")]
+            names = frozenset(s.lower() for s in specs if not any(c in s for c in "*?["))
+            if globs:
+                pattern = re.compile("|".join(fnmatch.translate(g) for g in globs))
+        handle = ListenerHandle(callback, names, pattern, filter)
+        with self._lock:
+            self._snapshot = _Snapshot(self._snapshot.listeners + (handle,))
+        return handle
+
+    def remove(self, handle: ListenerHandle) -> bool:
+        """Unregister; False if it was not registered."""
+        with self._lock:
+            listeners = self._snapshot.listeners
+            if handle not in listeners:
+                return False
+            self._snapshot = _Snapshot(tuple(h for h in listeners if h is not handle))
+            return True
+
+    def __len__(self) -> int:
+        return len(self._snapshot.listeners)
+
+    def match(self, name: str) -> Tuple[ListenerHandle, ...]:
+        """The listeners that want events called ``name``, in registration order."""
+        snapshot = self._snapshot
+        found = snapshot.cache.get(name)
+        if found is None:
+            found = tuple(h for h in snapshot.listeners if h.matches(name))
+            if len(snapshot.cache) < 4096:
+                snapshot.cache[name] = found
+        return found
+
+
+QueueItem = Union[str, Event, Callable[[], Any]]
+
+
+class Dispatcher:
+    """The thread that runs listeners, fed in batches by the reader."""
+
+    def __init__(
+        self,
+        registry: ListenerRegistry,
+        *,
+        max_events: int = 1_000_000,
+        overflow: str = "drop_oldest",
+        backlog_warning: int = 10_000,
+        name: str = "amiclient-dispatch",
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self.registry = registry
+        self.max_events = max_events
+        self.overflow = overflow
+        self.backlog_warning = backlog_warning
+        self.name = name
+        self.received = 0
+        self.dispatched = 0
+        self.dropped = 0
+        self.high_water = 0
+        self.listener_errors = 0
+        self._queue: Deque[List[QueueItem]] = deque()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = False
+        self._stopping = False
+        self._abandon = False
+        self._warned = False
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def depth(self) -> int:
+        """Events received but not yet dispatched or dropped."""
+        return self.received - self.dispatched - self.dropped
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The dispatcher thread, while it runs."""
+        return self._thread
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._stopping = False
+            self._abandon = False
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def put_events(self, events: List[QueueItem]) -> None:
+        """Queue a batch of events (packet texts or Event objects); never blocks."""
+        count = len(events)
+        with self._lock:
+            self.received += count
+            room = self.max_events - self.depth + count
+            if count > room:
+                events = self._make_room(events, room)
+            if events:
+                self._queue.append(events)
+            depth = self.depth
+            if depth > self.high_water:
+                self.high_water = depth
+            if self._waiting:
+                self._cond.notify()
+        if depth >= self.backlog_warning:
+            if not self._warned:
+                self._warned = True
+                log.warning("%s: %d events wait for listeners (a listener is slow or stuck)", self.name, depth)
+        elif self._warned and depth < self.backlog_warning // 2:
+            self._warned = False
+
+    def _make_room(self, events: List[QueueItem], room: int) -> List[QueueItem]:
+        """Apply the overflow policy; the caller holds the lock and already counted ``events``.
+
+        A queued batch is either all events or one ``call_soon`` callable.
+        """
+        excess = len(events) - max(room, 0)
+        if self.overflow == "drop_newest":
+            self.dropped += excess
+            return events[: max(room, 0)]
+        queue = self._queue
+        for batch in list(queue):
+            if excess <= 0:
+                break
+            if not _is_event_batch(batch):
+                continue
+            cut = min(excess, len(batch))
+            del batch[:cut]
+            self.dropped += cut
+            excess -= cut
+        while queue and not queue[0]:
+            queue.popleft()
+        if excess > 0:
+            self.dropped += excess
+            events = events[excess:]
+        return events
+
+    def call_soon(self, function: Callable[[], Any]) -> None:
+        """Run ``function`` on the dispatcher thread, after the events already queued."""
+        with self._lock:
+            self._queue.append([function])
+            if self._waiting:
+                self._cond.notify()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Run what is queued, then stop and join; True if the thread ended.
+
+        Events still queued after ``timeout`` are dropped (and counted).
+        Called from a listener, it only asks the thread to stop.
+        """
+        thread = self._thread
+        with self._lock:
+            self._stopping = True
+            self._cond.notify()
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            with self._lock:
+                self._abandon = True
+            thread.join(timeout)
+        if thread.is_alive():
+            log.warning("%s: a listener has not returned within %.1f s of close()", self.name, 2 * timeout)
+            return False
+        self._thread = None
+        return True
+
+    def _run(self) -> None:
+        queue = self._queue
+        cond = self._cond
+        match = self.registry.match
+        while True:
+            with cond:
+                while not queue:
+                    if self._stopping:
+                        return
+                    self._waiting = True
+                    cond.wait()
+                    self._waiting = False
+                if self._abandon:
+                    self.dropped += sum(len(b) for b in queue if _is_event_batch(b))
+                    queue.clear()
+                    return
+                batch = queue.popleft()
+            for index, item in enumerate(batch):
+                if self._abandon:
+                    with cond:
+                        self.dropped += len(batch) - index if _is_event_batch(batch) else 0
+                    break
+                if item.__class__ is str:
+                    text: str = item  # type: ignore[assignment]
+                    end = text.find("\r\n")
+                    listeners = match(text[7:end] if end >= 0 else text[7:])
+                    if listeners:
+                        event = parse_packet(text)
+                        self._deliver(listeners, event)  # type: ignore[arg-type]
+                    self.dispatched += 1
+                elif isinstance(item, Event):
+                    listeners = match(item.name)
+                    if listeners:
+                        self._deliver(listeners, item)
+                    self.dispatched += 1
+                else:
+                    try:
+                        item()  # type: ignore[operator]
+                    except Exception:
+                        log.exception("%s: a callback raised", self.name)
+
+    def _deliver(self, listeners: Tuple[ListenerHandle, ...], event: Event) -> None:
+        for handle in listeners:
+            try:
+                if handle.filter is None or handle.filter(event):
+                    handle.callback(event)
+            except Exception:
+                self.listener_errors += 1
+                log.exception("listener %r raised on %s event", handle, event.name)
+
+
+def _is_event_batch(batch: List[QueueItem]) -> bool:
+    return bool(batch) and isinstance(batch[0], (str, Event))

@@ -1,0 +1,315 @@
+"""Sans-IO AMI protocol: bytes in, packets out; actions in, bytes out.
+
+Theory of operation
+-------------------
+The server first sends one banner line (``Asterisk Call Manager/11.0.0``)
+with no blank line after it.  Every later message is ``Key: value`` lines
+ending in CRLF, and a blank line (``\\r\\n\\r\\n``) ends the message.
+
+:class:`Framer` buffers received bytes and returns the *text* of every
+complete packet.  It decodes once per batch of complete packets; packet
+boundaries are ASCII, so this equals decoding each packet on its own and a
+multi-byte character split across two reads is never damaged.  Bytes of an
+incomplete packet stay buffered, never decoded.  Two quirks are framed
+specially:
+
+* Asterisk 13 and older answer ``Command`` with ``Response: Follows``, raw
+  LF-terminated CLI text (which may hold blank lines) and
+  ``--END COMMAND--``; such a packet ends only after that marker.
+* A packet larger than ``max_packet_size`` raises :class:`ProtocolError`.
+
+:func:`parse_packet` turns the text of one packet into a
+:class:`~amiclient.packet.Response` or :class:`~amiclient.packet.Event`,
+chosen by the *first* line (``OriginateResponse`` is an event that also has
+a ``Response`` key).  Keys and values split at the first colon, one
+leading space is dropped, and a stray trailing LF (``Message: Park
+successful\\n``) is removed.  Repeated keys keep every value.  Legacy
+``Command`` output becomes one ``Output`` value per line, as on Asterisk
+14+.
+
+:func:`serialize_action` builds the bytes of one action and refuses (with
+``ValueError``) anything Asterisk would misread: CR or LF in a key or value,
+a line longer than 1022 bytes, more than 128 lines.
+
+After a :class:`ProtocolError` the framer refuses further data.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .exceptions import ProtocolError
+from .packet import Event, Packet, Response
+
+__all__ = [
+    "Framer",
+    "HeaderValue",
+    "parse_packet",
+    "serialize_action",
+    "parse_banner",
+    "DEFAULT_MAX_PACKET_SIZE",
+    "MAX_LINE_BYTES",
+    "MAX_LINES",
+]
+
+DEFAULT_MAX_PACKET_SIZE = 8 * 1024 * 1024
+MAX_LINE_BYTES = 1022  # manager.c: inbuf[1025] including CRLF
+MAX_LINES = 128  # AST_MAX_MANHEADERS
+BANNER_PREFIX = "Asterisk Call Manager/"
+
+_END = b"\r\n\r\n"
+_FOLLOWS = b"Response: Follows"
+_END_COMMAND = "--END COMMAND--"
+_MAX_BANNER = 1024
+
+HeaderValue = Union[str, int, float, bool, None, Sequence[Any], Mapping[str, Any]]
+
+
+def parse_banner(line: str) -> Optional[str]:
+    """The AMI version in a banner line (``"11.0.0"``), or None if it is no AMI banner."""
+    index = line.find("Call Manager/")
+    if index < 0:
+        return None
+    return line[index + len("Call Manager/"):].strip() or None
+
+
+class Framer:
+    """Splits a received byte stream into the texts of complete AMI packets."""
+
+    def __init__(
+        self,
+        *,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        expect_banner: bool = True,
+    ) -> None:
+        self.max_packet_size = max_packet_size
+        self.encoding = encoding
+        self.errors = errors
+        self.banner: Optional[str] = None if expect_banner else ""
+        self._chunks: List[bytes] = []
+        self._size = 0
+        self._failed: Optional[ProtocolError] = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as packets."""
+        return self._size
+
+    def feed(self, data: bytes) -> List[str]:
+        """Add received bytes; return the texts of the packets they complete."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._feed(data)
+        except ProtocolError as exc:
+            self._failed = exc
+            self._chunks = []
+            self._size = 0
+            raise
+
+    def _feed(self, data: bytes) -> List[str]:
+        if self._chunks:
+            last = self._chunks[-1]
+            if data.find(_END) < 0 and (last[-3:] + data[:3]).find(_END) < 0:
+                self._chunks.append(data)
+                self._size += len(data)
+                self._check_size()
+                return []
+            self._chunks.append(data)
+            data = b"".join(self._chunks)
+            self._chunks = []
+            self._size = 0
+        if self.banner is None:
+            data = self._take_banner(data)
+            if not data:
+                return []
+        end = data.rfind(_END)
+        if end < 0:
+            self._keep(data)
+            return []
+        if end + 4 < len(data):
+            self._keep(data[end + 4:])
+        complete = data[:end]
+        if complete.find(_FOLLOWS) >= 0:
+            return self._frame_follows(complete)
+        if end > self.max_packet_size:
+            self._check_parts(complete)
+        return complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+
+    def _take_banner(self, data: bytes) -> bytes:
+        newline = data.find(b"\n")
+        if newline < 0:
+            if len(data) > _MAX_BANNER:
+                raise ProtocolError("no AMI banner: the first line is too long")
+            self._keep(data)
+            return b""
+        line = data[:newline].decode(self.encoding, self.errors).rstrip("\r")
+        if parse_banner(line) is None:
+            raise ProtocolError(f"not an AMI server: unexpected first line {line[:80]!r}")
+        self.banner = line
+        return data[newline + 1:]
+
+    def _keep(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        self._check_size()
+
+    def _check_size(self) -> None:
+        if self._size > self.max_packet_size:
+            raise ProtocolError(
+                f"packet larger than max_packet_size ({self.max_packet_size} bytes) without an end"
+            )
+
+    def _check_parts(self, complete: bytes) -> None:
+        start = 0
+        while start <= len(complete):
+            end = complete.find(_END, start)
+            if end < 0:
+                end = len(complete)
+            if end - start > self.max_packet_size:
+                raise ProtocolError(f"packet of {end - start} bytes exceeds max_packet_size")
+            start = end + 4
+
+    def _frame_follows(self, complete: bytes) -> List[str]:
+        """Slow path for batches holding a legacy ``Response: Follows`` packet."""
+        parts = complete.split(_END)
+        packets: List[bytes] = []
+        index = 0
+        while index < len(parts):
+            part = parts[index]
+            index += 1
+            if part.lstrip(b"\r\n").startswith(_FOLLOWS):
+                while not part.rstrip().endswith(_END_COMMAND.encode()) and index < len(parts):
+                    part = part + _END + parts[index]
+                    index += 1
+                if not part.rstrip().endswith(_END_COMMAND.encode()):
+                    # The marker has not arrived yet: keep the packet buffered.
+                    rest = [part + _END] + self._chunks
+                    self._chunks = []
+                    self._size = 0
+                    for chunk in rest:
+                        self._keep(chunk)
+                    break
+            if len(part) > self.max_packet_size:
+                raise ProtocolError(f"packet of {len(part)} bytes exceeds max_packet_size")
+            packets.append(part)
+        return [p.decode(self.encoding, self.errors) for p in packets]
+
+
+def _split_line(line: str) -> Tuple[str, str]:
+    key, sep, value = line.partition(":")
+    if not sep:
+        return line, ""
+    if value[:1] == " ":
+        value = value[1:]
+    if value[-1:] == "\n":
+        value = value.rstrip("\n")
+    return key, value
+
+
+def _parse_follows(text: str) -> Response:
+    """A legacy (Asterisk <= 13) ``Command`` answer, with its CLI text as ``Output`` values."""
+    lines = text.split("\r\n")
+    pairs: List[Tuple[str, str]] = []
+    index = 0
+    while index < len(lines):
+        key, sep, value = lines[index].partition(": ")
+        if not sep or "\n" in lines[index] or key.lower() not in ("response", "privilege", "actionid"):
+            break
+        pairs.append((key, value))
+        index += 1
+    raw = "\r\n".join(lines[index:])
+    if raw.endswith(_END_COMMAND):
+        raw = raw[: -len(_END_COMMAND)]
+    if raw.endswith("\n"):
+        raw = raw[:-1]
+    pairs.extend(("Output", line) for line in raw.split("\n"))
+    response = Response.from_pairs(pairs)
+    return response  # type: ignore[return-value]
+
+
+def parse_packet(text: str) -> Packet:
+    """Parse the text of one packet (no trailing blank line) into a Response or Event.
+
+    Raises :class:`ProtocolError` if the first line is neither ``Response:``
+    nor ``Event:``.
+    """
+    if "\n\r" not in text and text[-1:] != "\n":
+        lines = text.split("\r\n")
+        packet: Optional[Packet] = None
+        try:
+            if text.startswith("Event: "):
+                packet = Event([line.split(": ", 1) for line in lines])
+            elif text.startswith("Response: ") and not text.startswith("Response: Follows"):
+                packet = Response([line.split(": ", 1) for line in lines])
+        except ValueError:  # a line without ": "
+            packet = None
+        if packet is not None and len(packet) == len(lines):
+            return packet
+    return _parse_slow(text)
+
+
+def _parse_slow(text: str) -> Packet:
+    text = text.lstrip("\r\n")
+    first = text[: text.find(":")].strip().lower() if ":" in text.split("\r\n", 1)[0] else ""
+    if first == "response" and text.partition("\r\n")[0].partition(":")[2].strip() == "Follows":
+        return _parse_follows(text)
+    pairs = [_split_line(line) for line in text.split("\r\n")]
+    if first == "event":
+        return Event.from_pairs(pairs)
+    if first == "response":
+        return Response.from_pairs(pairs)
+    raise ProtocolError(f"malformed packet: {text[:80]!r}")
+
+
+_KEY_OK = re.compile(r"[!-9;-~]+\Z")  # printable ASCII without ':' or space
+
+
+def _check(text: str, what: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"{what} contains CR or LF: {text[:60]!r}")
+    return text
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id: Optional[str] = None) -> bytes:
+    """The bytes of one action: ``Action`` first, the headers, then ``ActionID``.
+
+    A list value repeats its header; a mapping value becomes one
+    ``key=value`` line each (``Variable``); ``None`` omits the header.
+    Raises ``ValueError`` for CR/LF anywhere, an invalid key, a line over
+    1022 bytes, or more than 128 lines.
+    """
+    lines = [f"Action: {_check(action, 'action name')}"]
+    if not action or not _KEY_OK.match(action):
+        raise ValueError(f"invalid action name: {action!r}")
+    for key, value in headers.items():
+        if not isinstance(key, str) or not _KEY_OK.match(key):
+            raise ValueError(f"invalid header name: {key!r}")
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            for name, item in value.items():
+                lines.append(f"{key}: {_check(_render(name), key)}={_check(_render(item), key)}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                lines.append(f"{key}: {_check(_render(item), key)}")
+        else:
+            lines.append(f"{key}: {_check(_render(value), key)}")
+    if action_id is not None:
+        lines.append(f"ActionID: {_check(action_id, 'ActionID')}")
+    if len(lines) > MAX_LINES:
+        raise ValueError(f"action has {len(lines)} lines; Asterisk accepts at most {MAX_LINES}")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
+        raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")
+    return data

@@ -1,0 +1,225 @@
+"""Actions in flight on one connection, matched to their responses and event lists.
+
+One tracker lives as long as one connection.  Callers add actions; the
+reader resolves them.  When the connection ends, :meth:`ActionTracker.close`
+fails every action still waiting and refuses new ones, so no caller waits
+on a dead link.
+
+Matching rules (AMI-PROTOCOL.md §3-4):
+
+* a response resolves the action with its ``ActionID``; one without an
+  ``ActionID`` resolves the oldest unanswered action (Asterisk answers in
+  order);
+* ``EventList: start`` (any case) turns the action into a list: events
+  with its ``ActionID`` are its items until one carries
+  ``EventList: Complete``;
+* servers before Asterisk 13.2 start some lists without ``EventList``
+  (``Message: ... will follow``) and end them with a known ``...Complete``
+  event; a table covers those, and Asterisk 1.4's ``DBGet``, whose only
+  item also ends it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Deque, Dict, FrozenSet, List, Optional
+
+from .exceptions import ActionTimeout, AMIError, ConnectionLost
+from .packet import Event, Response
+
+__all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS"]
+
+log = logging.getLogger("amiclient.client")
+
+# Completion events of list actions on servers that do not send "EventList" (before 13.2).
+LEGACY_LIST_COMPLETIONS: Dict[str, FrozenSet[str]] = {
+    "status": frozenset({"statuscomplete"}),
+    "dbget": frozenset({"dbgetcomplete"}),
+    "dbgettree": frozenset({"dbgettreecomplete"}),
+    "coreshowchannels": frozenset({"coreshowchannelscomplete"}),
+    "queuestatus": frozenset({"queuestatuscomplete"}),
+    "queuesummary": frozenset({"queuesummarycomplete"}),
+    "sippeers": frozenset({"peerlistcomplete"}),
+    "iaxpeers": frozenset({"peerlistcomplete"}),
+    "iaxpeerlist": frozenset({"peerlistcomplete"}),
+    "sipshowregistry": frozenset({"registrationscomplete"}),
+    "iaxregistry": frozenset({"registrationscomplete"}),
+    "parkedcalls": frozenset({"parkedcallscomplete"}),
+    "agents": frozenset({"agentscomplete"}),
+    "showdialplan": frozenset({"showdialplancomplete"}),
+    "meetmelist": frozenset({"meetmelistcomplete"}),
+    "confbridgelist": frozenset({"confbridgelistcomplete"}),
+    "confbridgelistrooms": frozenset({"confbridgelistroomscomplete"}),
+    "voicemailuserslist": frozenset({"voicemailuserentrycomplete"}),
+    "extensionstatelist": frozenset({"extensionstatelistcomplete"}),
+    "devicestatelist": frozenset({"devicestatelistcomplete"}),
+    "bridgelist": frozenset({"bridgelistcomplete"}),
+    "bridgeinfo": frozenset({"bridgeinfocomplete"}),
+}
+
+
+class ActionFuture(Future):  # type: ignore[type-arg]
+    """The future :class:`Response` of one action (a ``concurrent.futures.Future``)."""
+
+    def __init__(self, action: str, action_id: str, timeout: Optional[float]) -> None:
+        super().__init__()
+        self.action = action
+        self.action_id = action_id
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"<ActionFuture {self.action} {self.action_id} {self._state.lower()}>"
+
+
+class _Pending:
+    __slots__ = ("future", "action_id", "action", "deadline", "response", "items", "completions", "item_completes")
+
+    def __init__(self, future: ActionFuture, deadline: Optional[float]) -> None:
+        self.future = future
+        self.action_id = future.action_id
+        self.action = future.action.lower()
+        self.deadline = deadline
+        self.response: Optional[Response] = None
+        self.items: List[Event] = []
+        self.completions: FrozenSet[str] = frozenset()
+        self.item_completes = False
+
+
+class ActionTracker:
+    """Pending actions of one connection."""
+
+    def __init__(self, ami_version: Optional[str] = None) -> None:
+        self.pending: Dict[str, _Pending] = {}
+        self.lists: Dict[str, _Pending] = {}
+        self._order: Deque[_Pending] = deque()
+        self._lock = threading.Lock()
+        self._closed: Optional[AMIError] = None
+        self.legacy_dbget = (ami_version or "").startswith("1.0")
+        self.timed_out = 0
+
+    def add(self, future: ActionFuture) -> None:
+        """Track ``future``; raises ConnectionLost once the connection has ended."""
+        deadline = None if future.timeout is None else time.monotonic() + future.timeout
+        pending = _Pending(future, deadline)
+        with self._lock:
+            if self._closed is not None:
+                raise ConnectionLost(str(self._closed))
+            if future.action_id in self.pending:
+                raise ValueError(f"ActionID {future.action_id!r} is already in flight")
+            self.pending[future.action_id] = pending
+            order = self._order
+            while order and order[0].future.done():
+                order.popleft()
+            order.append(pending)
+
+    def discard(self, action_id: str) -> None:
+        """Stop tracking an action (its caller gave up)."""
+        self.pending.pop(action_id, None)
+        self.lists.pop(action_id, None)
+
+    def on_response(self, response: Response) -> None:
+        """Resolve the action this response answers (the reader calls this)."""
+        action_id = response.get("ActionID")
+        pending = self.pending.get(action_id) if action_id else self._oldest_unanswered()
+        if pending is None:
+            log.debug("response for no pending action (ActionID %s): %s", action_id, response.get("Message"))
+            return
+        if pending.response is not None:  # a second response for a list action: protocol oddity
+            log.debug("extra response for %s ignored", pending.action_id)
+            return
+        if response.ok and self._starts_list(pending, response):
+            pending.response = response
+            self.lists[pending.action_id] = pending
+            return
+        self._finish(pending, response)
+
+    def _oldest_unanswered(self) -> Optional[_Pending]:
+        for pending in self._order:
+            if pending.response is None and not pending.future.done() and pending.action_id in self.pending:
+                return pending
+        return None
+
+    def _starts_list(self, pending: _Pending, response: Response) -> bool:
+        flag = response.get("EventList")
+        if flag is not None:
+            return flag.lower() == "start"
+        completions = LEGACY_LIST_COMPLETIONS.get(pending.action)
+        if completions is None or "follow" not in (response.get("Message") or "").lower():
+            return False
+        pending.completions = completions
+        pending.item_completes = pending.action == "dbget" and self.legacy_dbget
+        return True
+
+    def on_list_event(self, event: Event) -> bool:
+        """Take ``event`` if it belongs to a list in progress; False if it is an ordinary event."""
+        pending = self.lists.get(event.get("ActionID", ""))
+        if pending is None:
+            return False
+        flag = event.get("EventList")
+        if flag is not None and flag.lower() == "complete" or event.name.lower() in pending.completions:
+            self._finish(pending, pending.response, event)
+        elif pending.item_completes:
+            pending.items.append(event)
+            self._finish(pending, pending.response)
+        else:
+            pending.items.append(event)
+        return True
+
+    def _finish(self, pending: _Pending, response: Optional[Response], complete: Optional[Event] = None) -> None:
+        self.pending.pop(pending.action_id, None)
+        self.lists.pop(pending.action_id, None)
+        assert response is not None
+        if pending.items or complete is not None:
+            response.events = pending.items
+            if complete is not None:
+                response.complete_event = complete
+        if not pending.future.done():
+            try:
+                pending.future.set_result(response)
+            except Exception:  # InvalidStateError: the caller cancelled meanwhile
+                pass
+
+    def expire(self, now: float) -> int:
+        """Fail actions whose deadline has passed with ActionTimeout; return how many."""
+        expired = [p for p in list(self.pending.values()) if p.deadline is not None and p.deadline <= now]
+        for pending in expired:
+            self.discard(pending.action_id)
+            fail(pending.future, ActionTimeout(
+                f"no answer to {pending.future.action} (ActionID {pending.action_id}) "
+                f"within {pending.future.timeout:g} s", pending.action_id))
+        self.timed_out += len(expired)
+        return len(expired)
+
+    def close(self, reason: AMIError) -> List[ActionFuture]:
+        """Refuse new actions and fail every waiting one with ``reason``."""
+        with self._lock:
+            self._closed = reason
+            waiting = [p.future for p in self.pending.values()]
+            self.pending.clear()
+            self.lists.clear()
+            self._order.clear()
+        for future in waiting:
+            fail(future, _copy(reason))
+        return waiting
+
+
+def fail(future: "Future[Any]", error: BaseException) -> None:
+    """Set ``error`` on ``future`` unless it is already resolved."""
+    if not future.done():
+        try:
+            future.set_exception(error)
+        except Exception:  # InvalidStateError: resolved meanwhile
+            pass
+
+
+def _copy(error: AMIError) -> AMIError:
+    """A fresh exception per future, so concurrent raisers do not share one traceback."""
+    try:
+        clone = type(error)(*error.args)
+    except Exception:
+        return error
+    clone.__cause__ = error.__cause__
+    return clone

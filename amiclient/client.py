@@ -1,0 +1,715 @@
+"""The threaded AMI client: futures by ActionID, listeners, connection state, reconnect.
+
+Threads (both started by :meth:`AMIClient.connect`, both joined by
+:meth:`AMIClient.close`):
+
+* the **io thread** owns the socket: it reads, frames, resolves futures and
+  hands events over in batches; when idle it sends keepalive Pings and
+  expires overdue actions; when the link drops it fails every action in
+  flight and reconnects with backoff;
+* the **dispatcher thread** runs listeners and state callbacks, in order.
+
+Any thread may send: an action is serialised first (bad input raises
+``ValueError`` before anything is registered or sent), registered, then
+written whole under the connection's write lock.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import itertools
+import logging
+import os
+import ssl
+import threading
+import time
+import uuid
+import weakref
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from ._connection import Connection
+from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
+from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, parse_packet, serialize_action
+from ._tracker import ActionFuture, ActionTracker, fail
+from .actions import ActionHelpers
+from .exceptions import (
+    ActionError,
+    ActionTimeout,
+    AMIConnectionError,
+    AMIError,
+    AuthenticationError,
+    ClientClosed,
+    ConnectionLost,
+)
+from .packet import Event, Response
+from .retry import Backoff
+
+__all__ = ["AMIClient", "ClientStats", "ConnectionState", "StateChange", "ActionFuture"]
+
+log = logging.getLogger("amiclient.client")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_UNSET: Any = object()
+_clients: "weakref.WeakSet[AMIClient]" = weakref.WeakSet()
+
+
+class ConnectionState(str, enum.Enum):
+    """What happened to the client's connection."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    RECONNECTED = "reconnected"
+    RECONNECT_FAILED = "reconnect_failed"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One connection-state change, as passed to ``on_state`` callbacks."""
+
+    state: ConnectionState
+    reason: Optional[BaseException] = None
+    attempt: int = 0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """Counters since the client was created; ``received == dispatched + dropped + queued``."""
+
+    events_received: int
+    events_dispatched: int
+    events_dropped: int
+    events_queued: int
+    queue_high_water: int
+    listener_errors: int
+    actions_sent: int
+    actions_in_flight: int
+    actions_timed_out: int
+    reconnects: int
+    bytes_in: int
+    bytes_out: int
+    connected: bool
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+class AMIClient(ActionHelpers):
+    """A thread-safe client for one Asterisk Manager Interface login.
+
+    ``events``: True (all the user may read), False (none: an action-only
+    connection) or a class list such as ``"call,system"``.  ``timeout`` is
+    the default per-action timeout in seconds.  ``tls``: None, True (verify
+    with the system CAs) or an ``ssl.SSLContext``.  With ``reconnect`` (the
+    default) a dropped link is re-established with ``backoff``, logged in
+    again, and the event mask and filters set through this client are
+    re-applied; actions in flight fail with ConnectionLost and are never
+    re-sent.  Actions sent while reconnecting wait for the link up to their
+    timeout.  ``keepalive``: seconds of silence before a Ping (0 = off); a
+    Ping unanswered within ``ping_timeout`` drops the link.  Events wait
+    for listeners in a queue of at most ``event_queue_size`` events;
+    ``overflow`` picks which go when it is full.  ``lazy``: connect on
+    first use instead of on :meth:`connect`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: Optional[int] = None,
+        username: str = "",
+        secret: str = "",
+        *,
+        auth: str = "auto",
+        events: Union[bool, str] = True,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        tls: Union[None, bool, ssl.SSLContext] = None,
+        reconnect: bool = True,
+        backoff: Optional[Backoff] = None,
+        keepalive: float = 30.0,
+        ping_timeout: Optional[float] = None,
+        event_queue_size: int = 1_000_000,
+        overflow: str = "drop_oldest",
+        backlog_warning: int = 10_000,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        encoding: str = "utf-8",
+        encoding_errors: str = "replace",
+        lazy: bool = False,
+    ) -> None:
+        if auth not in ("auto", "md5", "plain"):
+            raise ValueError(f"auth must be 'auto', 'md5' or 'plain', not {auth!r}")
+        self.host = host
+        self.port = port if port is not None else (5039 if tls else 5038)
+        self.username = username
+        self._secret = secret
+        self.auth = auth
+        self.events = events
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.ssl_context: Optional[ssl.SSLContext] = ssl.create_default_context() if tls is True else (tls or None)
+        self.reconnect = reconnect
+        self.backoff = backoff or Backoff()
+        self.keepalive = keepalive
+        self.ping_timeout = ping_timeout if ping_timeout is not None else min(timeout, 10.0)
+        self.max_packet_size = max_packet_size
+        self.encoding = encoding
+        self.encoding_errors = encoding_errors
+        self.lazy = lazy
+        self._queue_options = dict(max_events=event_queue_size, overflow=overflow, backlog_warning=backlog_warning)
+        self._registry = ListenerRegistry()
+        self._dispatcher = self._new_dispatcher()
+        self._state_callbacks: Tuple[Callable[[StateChange], Any], ...] = ()
+        self._filters: List[Dict[str, str]] = []
+        self._event_mask: Optional[str] = None
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._id_counter = itertools.count(1)
+        self._init_runtime()
+        self._closed = False
+        self._ami_version: Optional[str] = None
+        self._reconnects = 0
+        self._history = {"bytes_in": 0, "bytes_out": 0, "sent": 0, "timed_out": 0}
+        _clients.add(self)
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self._registry, name=f"amiclient-dispatch-{self.host}:{self.port}", **self._queue_options)  # type: ignore[arg-type]
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.RLock()
+        self._link: Optional[Tuple[Connection, ActionTracker]] = None
+        self._opening: Optional[Connection] = None
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._io_thread: Optional[threading.Thread] = None
+        self._started = False
+        self._keepalive_future: Optional[ActionFuture] = None
+        self._keepalive_sent = 0.0
+        self._next_sweep = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def connect(self) -> "AMIClient":
+        """Connect, read the banner and log in; raises AuthenticationError or AMIConnectionError."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("the client is closed")
+            if self._started:
+                return self
+            self._closing.clear()
+            conn, tracker = self._open()
+            self._started = True
+            self._dispatcher.start()
+            self._install(conn, tracker, ConnectionState.CONNECTED)
+            self._io_thread = threading.Thread(
+                target=self._io_main, args=(conn, tracker), name=f"amiclient-io-{self.host}:{self.port}", daemon=True
+            )
+            self._io_thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Log off, close the socket and join both threads; idempotent, safe from a listener."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._closing.set()
+            link, opening, io_thread = self._link, self._opening, self._io_thread
+        current = threading.current_thread()
+        if link is not None and not link[0].closed:
+            self._logoff(link, 0.0 if current is io_thread else min(1.0, timeout))
+            link[0].close()
+        if opening is not None:
+            opening.close()
+        if io_thread is not None and io_thread is not current:
+            io_thread.join(timeout)
+        self._emit(StateChange(ConnectionState.CLOSED))
+        self._dispatcher.stop(timeout)
+        _clients.discard(self)
+
+    def _logoff(self, link: Tuple[Connection, ActionTracker], wait: float) -> None:
+        action_id = self._next_action_id()
+        future = ActionFuture("Logoff", action_id, wait)
+        try:
+            link[1].add(future)
+            link[0].send(serialize_action("Logoff", {}, action_id))
+            if wait:
+                future.result(wait)
+        except Exception as exc:  # the link is going away anyway
+            log.debug("logoff from %s: %r", self.address, exc)
+
+    def __enter__(self) -> "AMIClient":
+        return self.connect()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the server."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ami_version(self) -> Optional[str]:
+        """The AMI version from the server's banner (``"11.0.0"`` on Asterisk 22)."""
+        return self._ami_version
+
+    @property
+    def connected(self) -> bool:
+        """True while logged in over a live connection."""
+        return self._connected.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        """Block until connected (or reconnected); False on timeout."""
+        return self._connected.wait(timeout)
+
+    def _open(self) -> Tuple[Connection, ActionTracker]:
+        conn = Connection(
+            self.host, self.port, ssl_context=self.ssl_context, connect_timeout=self.connect_timeout,
+            max_packet_size=self.max_packet_size, encoding=self.encoding, errors=self.encoding_errors,
+        )
+        self._opening = conn
+        try:
+            version = conn.open()
+            self._login(conn)
+            self._reapply(conn)
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._opening = None
+        self._ami_version = version or None
+        return conn, ActionTracker(version)
+
+    def _login(self, conn: Connection) -> None:
+        events = self.events if isinstance(self.events, str) else ("on" if self.events else "off")
+        fields: Dict[str, HeaderValue] = {"Username": self.username, "Secret": self._secret}
+        if self.auth != "plain":
+            response = self._exchange(conn, "Challenge", {"AuthType": "MD5"})
+            challenge = response.get("Challenge")
+            if response.ok and challenge:
+                digest = hashlib.md5((challenge + self._secret).encode("utf-8")).hexdigest()
+                fields = {"AuthType": "MD5", "Username": self.username, "Key": digest}
+            elif self.auth == "md5":
+                raise AuthenticationError(f"{conn.address} refused the MD5 challenge: {response.message}")
+        fields["Events"] = events
+        try:
+            response = self._exchange(conn, "Login", fields)
+        except ConnectionLost as exc:
+            raise AuthenticationError(f"{conn.address} closed the connection during login of {self.username!r}") from exc
+        if not response.ok:
+            raise AuthenticationError(f"login of {self.username!r} refused by {conn.address}: {response.message}")
+        log.info("logged in to %s as %r (AMI %s, %s)", conn.address, self.username, conn.version, fields.get("AuthType", "plain"))
+
+    def _reapply(self, conn: Connection) -> None:
+        if self._event_mask is not None:
+            self._exchange(conn, "Events", {"EventMask": self._event_mask})
+        for fields in list(self._filters):
+            response = self._exchange(conn, "Filter", dict(fields))
+            if not response.ok:
+                log.warning("re-applying filter %r on %s failed: %s", fields.get("Filter"), conn.address, response.message)
+
+    def _exchange(self, conn: Connection, action: str, fields: Mapping[str, HeaderValue]) -> Response:
+        action_id = self._next_action_id()
+        return conn.exchange(serialize_action(action, fields, action_id), action_id, self.timeout)
+
+    def _install(self, conn: Connection, tracker: ActionTracker, state: ConnectionState) -> bool:
+        with self._lock:
+            if self._closing.is_set():
+                conn.close()
+                return False
+            self._link = (conn, tracker)
+            self._keepalive_future = None
+            self._connected.set()
+        self._emit(StateChange(state))
+        return True
+
+    def _io_main(self, conn: Connection, tracker: ActionTracker) -> None:
+        idle = min(1.0, self.keepalive) if self.keepalive > 0 else 1.0
+        try:
+            while True:
+                reason = conn.run(
+                    functools.partial(self._on_packets, tracker),
+                    functools.partial(self._on_idle, conn, tracker),
+                    idle,
+                )
+                self._lost(conn, tracker, reason)
+                if self._closing.is_set() or not self.reconnect:
+                    return
+                link = self._reconnect_loop()
+                if link is None or not self._install(link[0], link[1], ConnectionState.RECONNECTED):
+                    return
+                conn, tracker = link
+        finally:
+            self._connected.clear()
+
+    def _lost(self, conn: Connection, tracker: ActionTracker, reason: BaseException) -> None:
+        with self._lock:
+            if self._link is not None and self._link[0] is conn:
+                self._link = None
+            self._connected.clear()
+            history = self._history
+            history["bytes_in"] += conn.bytes_in
+            history["bytes_out"] += conn.bytes_out
+            history["sent"] += conn.packets_sent
+        if self._closing.is_set():
+            error: AMIError = ClientClosed("the client was closed")
+        elif isinstance(reason, AMIError):
+            error = reason
+        else:
+            error = ConnectionLost(f"reader for {conn.address} failed: {reason!r}")
+        failed = tracker.close(error)
+        self._history["timed_out"] += tracker.timed_out
+        if not self._closing.is_set():
+            log.warning("connection to %s lost: %s (%d actions failed)", conn.address, error, len(failed))
+        self._emit(StateChange(ConnectionState.DISCONNECTED, reason=error))
+
+    def _reconnect_loop(self) -> Optional[Tuple[Connection, ActionTracker]]:
+        attempt = 0
+        while not self._closing.is_set():
+            attempt += 1
+            delay = self.backoff.compute(attempt)
+            self._emit(StateChange(ConnectionState.RECONNECTING, attempt=attempt, delay=delay))
+            if self._closing.wait(delay):
+                return None
+            try:
+                link = self._open()
+            except (AMIError, OSError) as exc:
+                level = logging.ERROR if isinstance(exc, AuthenticationError) else logging.INFO
+                log.log(level, "reconnect %d to %s failed: %s", attempt, self.address, exc)
+                self._emit(StateChange(ConnectionState.RECONNECT_FAILED, reason=exc, attempt=attempt))
+                continue
+            self._reconnects += 1
+            return link
+        return None
+
+    # ------------------------------------------------------------------ reader side
+
+    def _on_packets(self, tracker: ActionTracker, texts: List[str]) -> None:
+        events: List[Union[str, Event]] = []
+        lists = tracker.lists
+        for text in texts:
+            if text.startswith("Event: "):
+                if lists and "ActionID: " in text:
+                    event = parse_packet(text)
+                    if not tracker.on_list_event(event):  # type: ignore[arg-type]
+                        events.append(event)  # type: ignore[arg-type]
+                else:
+                    events.append(text)
+            elif text.startswith("Response: "):
+                tracker.on_response(parse_packet(text))  # type: ignore[arg-type]
+            elif text:
+                packet = parse_packet(text)  # ProtocolError on garbage ends the connection
+                if isinstance(packet, Response):
+                    tracker.on_response(packet)
+                elif not (lists and isinstance(packet, Event) and tracker.on_list_event(packet)):
+                    events.append(packet)  # type: ignore[arg-type]
+        if events:
+            self._dispatcher.put_events(events)  # type: ignore[arg-type]
+        if tracker.pending:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._next_sweep = now + 1.0
+                tracker.expire(now)
+
+    def _on_idle(self, conn: Connection, tracker: ActionTracker) -> None:
+        now = time.monotonic()
+        if tracker.pending:
+            tracker.expire(now)
+        if self.keepalive <= 0:
+            return
+        ping = self._keepalive_future
+        if ping is not None:
+            if ping.done() and ping.exception() is None:
+                self._keepalive_future = None
+            elif ping.done() or now - self._keepalive_sent > self.ping_timeout:
+                raise ConnectionLost(f"keepalive: no answer to Ping from {conn.address} within {self.ping_timeout:g} s")
+            else:
+                return
+        if now - conn.last_received >= self.keepalive:
+            self._keepalive_sent = now
+            self._keepalive_future = self._send_on((conn, tracker), "Ping", {}, self._next_action_id(), self.ping_timeout)
+
+    # ------------------------------------------------------------------ actions
+
+    def _next_action_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._id_counter)}"
+
+    def send_action(
+        self,
+        action: Union[str, Mapping[str, HeaderValue]],
+        headers: Optional[Mapping[str, HeaderValue]] = None,
+        *,
+        timeout: Optional[float] = _UNSET,
+        **fields: HeaderValue,
+    ) -> ActionFuture:
+        """Send an action; return a future of its :class:`Response` (errors included).
+
+        ``action`` is the action name with headers as keyword arguments (or
+        in ``headers``), or a whole mapping with an ``Action`` key.  A
+        caller's ``ActionID`` is kept; otherwise a unique one is added.  The
+        future fails with ActionTimeout after ``timeout`` seconds (default:
+        the client's, plus the ``Timeout`` of a synchronous Originate) and
+        with ConnectionLost if the link drops first.  CR or LF in any key or
+        value raises ``ValueError`` and sends nothing.
+        """
+        name, merged = _split_action(action, headers, fields)
+        action_id = _pop_action_id(merged) or self._next_action_id()
+        data = serialize_action(name, merged, action_id)
+        if timeout is _UNSET:
+            timeout = self._default_timeout(name, merged)
+        link = self._wait_link(timeout)
+        return self._send_on(link, name, data, action_id, timeout)
+
+    def _send_on(
+        self, link: Tuple[Connection, ActionTracker], name: str,
+        data: Union[bytes, Mapping[str, HeaderValue]], action_id: str, timeout: Optional[float],
+    ) -> ActionFuture:
+        if not isinstance(data, bytes):
+            data = serialize_action(name, data, action_id)
+        conn, tracker = link
+        future = ActionFuture(name, action_id, timeout)
+        try:
+            tracker.add(future)
+        except ConnectionLost as exc:
+            fail(future, exc)
+            return future
+        try:
+            conn.send(data)
+        except ConnectionLost as exc:
+            tracker.discard(action_id)
+            fail(future, exc)
+        return future
+
+    def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
+        timeout = self.timeout
+        if name.lower() == "originate" and str(_get(fields, "Async", "")).lower() not in ("true", "yes", "1", "y", "t", "on"):
+            try:
+                timeout += float(str(_get(fields, "Timeout", 30000))) / 1000.0
+            except ValueError:
+                pass
+        return timeout
+
+    def _wait_link(self, timeout: Optional[float]) -> Tuple[Connection, ActionTracker]:
+        link = self._link
+        if link is not None:
+            return link
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        if not self._started:
+            if not self.lazy:
+                raise AMIConnectionError("not connected: call connect() first")
+            self.connect()
+        elif not self.reconnect and not self._connected.is_set():
+            raise ConnectionLost(f"not connected to {self.address} (reconnect is off)")
+        if not self._connected.wait(timeout):
+            raise ConnectionLost(f"not connected to {self.address} within {timeout} s")
+        link = self._link
+        if link is None:
+            raise ClientClosed("the client is closed") if self._closed else ConnectionLost("connection lost again")
+        return link
+
+    def action(
+        self,
+        action: Union[str, Mapping[str, HeaderValue]],
+        headers: Optional[Mapping[str, HeaderValue]] = None,
+        *,
+        timeout: Optional[float] = _UNSET,
+        **fields: HeaderValue,
+    ) -> Response:
+        """Send an action and wait for its response; ActionError for ``Error``/``Failure``.
+
+        Raises ActionTimeout, ConnectionLost or ClientClosed when no answer
+        can come.
+        """
+        future = self.send_action(action, headers, timeout=timeout, **fields)
+        response = self.wait(future)
+        if not response.ok:
+            raise ActionError(response)
+        return response
+
+    def wait(self, future: ActionFuture) -> Response:
+        """The response of a sent action, waiting up to its timeout (raises like :meth:`action`)."""
+        try:
+            return future.result(future.timeout)  # type: ignore[no-any-return]
+        except AMIError:
+            raise
+        except (TimeoutError, FuturesTimeoutError):
+            pass
+        link = self._link
+        if link is not None:
+            link[1].discard(future.action_id)
+        error = ActionTimeout(f"no answer to {future.action} (ActionID {future.action_id}) within {future.timeout:g} s", future.action_id)
+        fail(future, error)
+        if future.exception() is error:
+            self._history["timed_out"] += 1
+            raise error
+        return future.result(0)  # type: ignore[no-any-return]  # answered at the last moment
+
+    def command(self, command: str, *, timeout: Optional[float] = _UNSET) -> str:
+        """Run a CLI command; return its output (``Output`` lines joined, or legacy raw text)."""
+        return self.action("Command", Command=command, timeout=timeout).output
+
+    # ------------------------------------------------------------------ listeners
+
+    def add_listener(
+        self, callback: Callable[[Event], Any], event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None
+    ) -> ListenerHandle:
+        """Call ``callback(event)`` on the dispatcher thread for matching events.
+
+        ``event``: a name (``"Hangup"``), a glob (``"Queue*"``), a list of
+        those, or None for every event; ``filter``: a predicate on the event.
+        """
+        return self._registry.add(callback, event, filter)
+
+    def on(self, event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None) -> Callable[[_F], _F]:
+        """Decorator form of :meth:`add_listener`."""
+        def register(callback: _F) -> _F:
+            self._registry.add(callback, event, filter)
+            return callback
+        return register
+
+    def remove_listener(self, handle: ListenerHandle) -> bool:
+        """Unregister a listener (safe from inside a listener); False if unknown."""
+        return self._registry.remove(handle)
+
+    def on_state(self, callback: Callable[[StateChange], Any]) -> Callable[[StateChange], Any]:
+        """Call ``callback(StateChange)`` on the dispatcher thread at every connection-state change."""
+        with self._lock:
+            self._state_callbacks += (callback,)
+        return callback
+
+    def remove_state_listener(self, callback: Callable[[StateChange], Any]) -> bool:
+        """Unregister a state callback; False if unknown."""
+        with self._lock:
+            before = self._state_callbacks
+            self._state_callbacks = tuple(c for c in before if c is not callback)
+            return len(before) != len(self._state_callbacks)
+
+    def _emit(self, change: StateChange) -> None:
+        callbacks = self._state_callbacks
+        if not callbacks:
+            return
+
+        def notify() -> None:
+            for callback in callbacks:
+                try:
+                    callback(change)
+                except Exception:
+                    log.exception("state callback %r raised on %s", callback, change.state.value)
+
+        self._dispatcher.call_soon(notify)
+
+    # ------------------------------------------------------------------ re-applied settings
+
+    def set_events(self, mask: Union[bool, str]) -> Response:
+        """Change the event mask (``Events`` action); it is re-applied after every reconnect."""
+        value = mask if isinstance(mask, str) else ("on" if mask else "off")
+        response = self.action("Events", EventMask=value)
+        self._event_mask = value
+        return response
+
+    def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:
+        """Add a server-side event filter (``Filter`` action); it is re-applied after every reconnect."""
+        fields = {"Operation": "Add", "Filter": filter}
+        if match_criteria:
+            fields["MatchCriteria"] = match_criteria
+        response = self.action("Filter", fields)
+        self._filters.append(fields)
+        return response
+
+    # ------------------------------------------------------------------ stats and fork safety
+
+    @property
+    def stats(self) -> ClientStats:
+        """A snapshot of the client's counters."""
+        dispatcher = self._dispatcher
+        link = self._link
+        history = self._history
+        conn_in = conn_out = sent = in_flight = timed_out = 0
+        if link is not None:
+            conn_in, conn_out, sent = link[0].bytes_in, link[0].bytes_out, link[0].packets_sent
+            in_flight, timed_out = len(link[1].pending), link[1].timed_out
+        return ClientStats(
+            events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
+            events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
+            queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
+            actions_sent=history["sent"] + sent, actions_in_flight=in_flight,
+            actions_timed_out=history["timed_out"] + timed_out, reconnects=self._reconnects,
+            bytes_in=history["bytes_in"] + conn_in, bytes_out=history["bytes_out"] + conn_out,
+            connected=self.connected,
+        )
+
+    def _after_fork_in_child(self) -> None:
+        """Drop the parent's socket and threads; reconnect on first use if the parent was connected."""
+        link, was_started = self._link, self._started
+        self._init_runtime()
+        self._dispatcher = self._new_dispatcher()
+        if link is not None:
+            link[0].detach_after_fork()
+        if was_started and not self._closed:
+            self.lazy = True
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self.connected else "disconnected")
+        return f"<AMIClient {self.username}@{self.address} {state}>"
+
+
+def _after_fork() -> None:
+    for client in list(_clients):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _get(fields: Mapping[str, HeaderValue], key: str, default: Any) -> Any:
+    lower = key.lower()
+    for name, value in fields.items():
+        if name.lower() == lower:
+            return value
+    return default
+
+
+def _split_action(
+    action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]], fields: Dict[str, HeaderValue]
+) -> Tuple[str, Dict[str, HeaderValue]]:
+    if isinstance(action, str):
+        merged = dict(headers) if headers else {}
+        merged.update(fields)
+        return action, merged
+    merged = dict(action)
+    if headers:
+        merged.update(headers)
+    merged.update(fields)
+    for key in list(merged):
+        if key.lower() == "action":
+            name = merged.pop(key)
+            if isinstance(name, str) and name:
+                return name, merged
+    raise ValueError("an action mapping needs an 'Action' key")
+
+
+def _pop_action_id(fields: Dict[str, HeaderValue]) -> Optional[str]:
+    for key in list(fields):
+        if key.lower() == "actionid":
+            value = fields.pop(key)
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str):
+                value = str(value)
+            return value
+    return None

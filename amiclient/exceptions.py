@@ -1,0 +1,59 @@
+"""The amiclient exception hierarchy: every error the library raises derives from AMIError."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .packet import Response
+
+__all__ = [
+    "AMIError",
+    "ProtocolError",
+    "AMIConnectionError",
+    "ConnectionLost",
+    "ClientClosed",
+    "AuthenticationError",
+    "ActionError",
+    "ActionTimeout",
+]
+
+
+class AMIError(Exception):
+    """Base class of every amiclient error."""
+
+
+class ProtocolError(AMIError):
+    """The server sent bytes that are not valid AMI (garbage, oversized or truncated packet)."""
+
+
+class AMIConnectionError(AMIError):
+    """The client could not reach the server, or is not connected."""
+
+
+class ConnectionLost(AMIConnectionError):
+    """The connection dropped while an action was in flight or waiting for the link."""
+
+
+class ClientClosed(AMIConnectionError):
+    """The client was closed; it sends nothing more."""
+
+
+class AuthenticationError(AMIError):
+    """The server refused the login (wrong user, secret or MD5 key, ACL, or login in use)."""
+
+
+class ActionError(AMIError):
+    """The server answered an action with ``Response: Error`` or ``Failure``."""
+
+    def __init__(self, response: "Response") -> None:
+        self.response = response
+        action_id = response.action_id or "-"
+        super().__init__(f"{response.status or 'Error'}: {response.message or '(no message)'} (ActionID {action_id})")
+
+
+class ActionTimeout(AMIError, TimeoutError):
+    """No complete answer arrived within the action's timeout."""
+
+    def __init__(self, message: str, action_id: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.action_id = action_id
