@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Pattern, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Pattern, Tuple, Union, cast
 
 from ._protocol import parse_packet
 from .packet import Event
@@ -283,12 +283,11 @@ class Dispatcher:
                         self.dropped += len(batch) - index if _is_event_batch(batch) else 0
                     break
                 if item.__class__ is str:
-                    text: str = item  # type: ignore[assignment]
+                    text = item
                     end = text.find("\r\n")
                     listeners = match(text[7:end] if end >= 0 else text[7:])
                     if listeners:
-                        event = parse_packet(text)
-                        self._deliver(listeners, event)  # type: ignore[arg-type]
+                        self._deliver(listeners, cast(Event, parse_packet(text)))
                     self.dispatched += 1
                 elif isinstance(item, Event):
                     listeners = match(item.name)

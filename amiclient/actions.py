@@ -78,7 +78,7 @@ class ActionHelpers:
 
     def redirect(self, channel: str, exten: str, context: str, priority: Union[int, str] = 1, **extra: "HeaderValue") -> Response:
         """``Redirect`` (transfer) a channel to ``exten@context``."""
-        return self.action("Redirect", Channel=channel, Exten=exten, Context=context, Priority=priority, **extra)
+        return self.action("Redirect", {"Channel": channel, "Exten": exten, "Context": context, "Priority": priority, **extra})
 
     def getvar(self, variable: str, channel: Optional[str] = None) -> str:
         """The value of a channel or global variable (``Getvar``); ``""`` if unset."""
@@ -124,7 +124,7 @@ class ActionHelpers:
 
     def user_event(self, name: str, **headers: "HeaderValue") -> Response:
         """Broadcast a ``UserEvent`` called ``name`` with ``headers`` to every session reading ``user``."""
-        return self.action("UserEvent", UserEvent=name, **headers)
+        return self.action("UserEvent", {"UserEvent": name, **headers})
 
     def queue_status(self, queue: Optional[str] = None, member: Optional[str] = None) -> List[Event]:
         """Queue parameters, members and callers (``QueueStatus`` items)."""
@@ -133,8 +133,8 @@ class ActionHelpers:
     def queue_add(self, queue: str, interface: str, *, member_name: Optional[str] = None,
                   penalty: Optional[int] = None, paused: Optional[bool] = None, **extra: "HeaderValue") -> Response:
         """Add a member to a queue (``QueueAdd``)."""
-        return self.action("QueueAdd", Queue=queue, Interface=interface, MemberName=member_name,
-                           Penalty=penalty, Paused=paused, **extra)
+        return self.action("QueueAdd", {"Queue": queue, "Interface": interface, "MemberName": member_name,
+                                        "Penalty": penalty, "Paused": paused, **extra})
 
     def queue_remove(self, queue: str, interface: str) -> Response:
         """Remove a member from a queue (``QueueRemove``)."""

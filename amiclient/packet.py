@@ -1,11 +1,12 @@
 """AMI packets as dictionaries: keys as received, case-insensitive lookups, repeated keys kept."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union, overload
+from typing import Any, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, overload
 
 __all__ = ["Packet", "Response", "Event"]
 
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 class Packet(Dict[str, str]):
@@ -59,12 +60,12 @@ class Packet(Dict[str, str]):
             return dict.__getitem__(self, real)
 
     @overload
-    def get(self, key: str) -> Optional[str]: ...
+    def get(self, key: str, default: None = None, /) -> Optional[str]: ...
     @overload
-    def get(self, key: str, default: str) -> str: ...
+    def get(self, key: str, default: str, /) -> str: ...
     @overload
-    def get(self, key: str, default: Any) -> Any: ...
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: _T, /) -> Union[str, _T]: ...
+    def get(self, key: str, default: Any = None, /) -> Any:
         """The first value of ``key`` (any case), or ``default``."""
         try:
             return dict.__getitem__(self, key)
