@@ -90,6 +90,7 @@ class Framer:
         self.banner: Optional[str] = None if expect_banner else ""
         self._chunks: List[bytes] = []
         self._size = 0
+        self._tail = b""  # the last 3 buffered bytes: a terminator may straddle reads
         self._failed: Optional[ProtocolError] = None
 
     @property
@@ -111,16 +112,14 @@ class Framer:
 
     def _feed(self, data: bytes) -> List[str]:
         if self._chunks:
-            last = self._chunks[-1]
-            if data.find(_END) < 0 and (last[-3:] + data[:3]).find(_END) < 0:
-                self._chunks.append(data)
-                self._size += len(data)
-                self._check_size()
+            if self.banner is not None and data.find(_END) < 0 and (self._tail + data[:3]).find(_END) < 0:
+                self._keep(data)
                 return []
             self._chunks.append(data)
             data = b"".join(self._chunks)
             self._chunks = []
             self._size = 0
+            self._tail = b""
         if self.banner is None:
             data = self._take_banner(data)
             if not data:
@@ -154,6 +153,7 @@ class Framer:
     def _keep(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
+        self._tail = (self._tail + data)[-3:] if len(data) < 3 else data[-3:]
         self._check_size()
 
     def _check_size(self) -> None:
@@ -225,7 +225,7 @@ def _parse_follows(text: str) -> Response:
         raw = raw[: -len(_END_COMMAND)]
     if raw.endswith("\n"):
         raw = raw[:-1]
-    pairs.extend(("Output", line) for line in raw.split("\n"))
+    pairs.extend(("Output", line) for line in raw.replace("\r\n", "\n").split("\n"))
     response = Response.from_pairs(pairs)
     return response  # type: ignore[return-value]
 
