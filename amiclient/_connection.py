@@ -132,12 +132,18 @@ class Connection:
                 raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s")
             self._backlog.extend(self.framer.feed(self._recv(remaining, "a response")))
 
-    def send(self, data: bytes) -> None:
-        """Write ``data`` whole, under the write lock; ConnectionLost if the link is down."""
+    def send(self, data: bytes, before: Optional[Callable[[], None]] = None) -> None:
+        """Write ``data`` whole, under the write lock; ConnectionLost if the link is down.
+
+        ``before`` runs under the same lock, just before the write, so what
+        it records follows the order of the bytes on the wire.
+        """
         with self._write_lock:
             sock = self._sock
             if sock is None or self.closed:
                 raise ConnectionLost(f"not connected to {self.address}")
+            if before is not None:
+                before()
             try:
                 sock.sendall(data)
             except OSError as exc:

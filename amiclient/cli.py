@@ -43,7 +43,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             @client.on(["Newchannel", "Hangup", "OriginateResponse"])
             def on_call_event(event: Packet) -> None:
                 seen.append(f"  event {event['Event']:<18} {event.get('Channel', '')}")
-                if event["Event"] == "Hangup":
+                if event["Event"] == "Hangup" and sum("Hangup" in line for line in seen) == 2:
                     hangups.set()
 
             pong = client.ping()

@@ -238,8 +238,7 @@ class AMIClient(ActionHelpers):
         action_id = self._next_action_id()
         future = ActionFuture("Logoff", action_id, wait)
         try:
-            link[1].add(future)
-            link[0].send(serialize_action("Logoff", {}, action_id))
+            link[0].send(serialize_action("Logoff", {}, action_id), functools.partial(link[1].add, future))
             if wait:
                 future.result(wait)
         except Exception as exc:  # the link is going away anyway
@@ -482,13 +481,8 @@ class AMIClient(ActionHelpers):
         conn, tracker = link
         future = ActionFuture(name, action_id, timeout)
         try:
-            tracker.add(future)
-        except ConnectionLost as exc:
-            fail(future, exc)
-            return future
-        try:
-            conn.send(data)
-        except ConnectionLost as exc:
+            conn.send(data, functools.partial(tracker.add, future))
+        except ConnectionLost as exc:  # from add (link ended) or from the write
             tracker.discard(action_id)
             fail(future, exc)
         return future
