@@ -57,6 +57,7 @@ class Connection:
         self._sock: Optional[socket.socket] = None
         self._write_lock = threading.Lock()
         self._backlog: List[str] = []
+        self._close_reason: Optional[BaseException] = None
 
     @property
     def address(self) -> str:
@@ -147,8 +148,9 @@ class Connection:
             try:
                 sock.sendall(data)
             except OSError as exc:
-                self.close()
-                raise ConnectionLost(f"sending to {self.address} failed: {exc}") from exc
+                error = ConnectionLost(f"sending to {self.address} failed: {exc}")
+                self.close(error)
+                raise error from exc
             self.bytes_out += len(data)
             self.packets_sent += 1
 
@@ -180,7 +182,7 @@ class Connection:
                         continue
                 data = recv(RECV_SIZE)
                 if not data:
-                    raise ConnectionLost(f"{self.address} closed the connection")
+                    raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
                 self.bytes_in += len(data)
                 self.last_received = monotonic()
                 packets = framer.feed(data)
@@ -192,7 +194,7 @@ class Connection:
             log.error("protocol error from %s: %s", self.address, exc)
             reason = exc
         except (OSError, ValueError) as exc:  # ValueError: select() on a closed socket
-            reason = ConnectionLost(f"connection to {self.address} failed: {exc}")
+            reason = self._close_reason or ConnectionLost(f"connection to {self.address} failed: {exc}")
             reason.__cause__ = exc
         except Exception as exc:  # a bug in a callback: end the link, never hang callers
             log.exception("reader for %s stopped by an unexpected error", self.address)
@@ -200,8 +202,13 @@ class Connection:
         self.close()
         return reason
 
-    def close(self) -> None:
-        """Shut the socket down and close it (wakes a blocked reader); idempotent."""
+    def close(self, reason: Optional[BaseException] = None) -> None:
+        """Shut the socket down and close it (wakes a blocked reader); idempotent.
+
+        ``reason`` (the first one given) is what :meth:`run` reports.
+        """
+        if self._close_reason is None:
+            self._close_reason = reason
         self.closed = True
         sock, self._sock = self._sock, None
         if sock is None:
