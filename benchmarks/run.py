@@ -362,7 +362,12 @@ class AmiclientDriver:
 
     def stats(self):
         try:
-            return dict(self.client.stats)
+            st = self.client.stats
+            if hasattr(st, "as_dict"):
+                return st.as_dict()
+            if hasattr(st, "keys"):
+                return dict(st)
+            return dict(vars(st))
         except Exception as e:  # noqa: BLE001
             return {"error": repr(e)}
 
@@ -950,6 +955,69 @@ LABELS = {
 }
 
 
+HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_sample() -> tuple[int, int, int]:
+    """(total, busy, steal) jiffies of the whole machine."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return (0, 0, 0)
+    total = sum(v[:8])
+    return total, total - v[3] - v[4], (v[7] if len(v) > 7 else 0)
+
+
+def _proc_ticks(pid: int | None) -> int:
+    if not pid:
+        return 0
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[11]) + int(rest[12])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _own_ticks() -> float:
+    import resource
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return (ch.ru_utime + ch.ru_stime + me.ru_utime + me.ru_stime) * HZ
+
+
+class CpuWatch:
+    """CPU used by processes that are not this benchmark, while it ran (a noise indicator)."""
+
+    def __init__(self, loadgen_pid):
+        self.pid = loadgen_pid
+        self.start = self._now()
+
+    def _now(self):
+        t, busy, steal = _cpu_sample()
+        return (time.monotonic(), busy, steal, _own_ticks() + _proc_ticks(self.pid))
+
+    def stop(self) -> dict:
+        t1, b1, s1, o1 = self._now()
+        t0, b0, s0, o0 = self.start
+        wall = max(1e-6, (t1 - t0) * HZ)
+        return {"foreign_cores": max(0.0, (b1 - b0) - (o1 - o0)) / wall, "steal_cores": (s1 - s0) / wall}
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait (up to max_wait s) until other processes use < threshold of a core; return that load."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        t0, b0, _ = _cpu_sample()
+        time.sleep(2.0)
+        t1, b1, _ = _cpu_sample()
+        load = (b1 - b0) / max(1, (t1 - t0)) * (os.cpu_count() or 1)
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+        print("machine busy (%.2f cores used by other processes); waiting" % load, file=sys.stderr, flush=True)
+
+
 class Runner:
     def __init__(self, args):
         self.args = args
@@ -960,14 +1028,37 @@ class Runner:
         self.fatal: dict[str, str] = {}
         self.python: dict[str, str] = {}
         self.t_start = time.monotonic()
+        self.watch = None
+        self.noise = None
+        self.quiet_before = None
 
     # ── processes ──────────────────────────────────────────────────────────
+    @property
+    def cpus(self) -> tuple:
+        """(load generator's CPUs, workers' CPUs): two disjoint sets with --pin, else None."""
+        try:
+            avail = sorted(os.sched_getaffinity(0))
+        except AttributeError:
+            return (None, None)
+        if self.args.no_pin or len(avail) < 2:
+            return (None, None)
+        return ({avail[0]}, set(avail[1:]))
+
+    @staticmethod
+    def _pin(p: subprocess.Popen, cpus) -> None:
+        if cpus:
+            try:
+                os.sched_setaffinity(p.pid, cpus)
+            except OSError:
+                pass
+
     def start_loadgen(self) -> None:
         cmd = [sys.executable, str(LOADGEN), "--host", "127.0.0.1", "--port", "0",
                "--events", str(max(self.args.max_events, QUEUED_EVENTS)),
                "--max-seconds", str(int(self.args.budget + 120))]
         self.loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        self._pin(self.loadgen, self.cpus[0])
         # read the two start-up lines (PORT, EVENTS) on a helper thread so a silent loadgen
         # cannot hang the run
         info: dict[str, str] = {}
@@ -1013,6 +1104,8 @@ class Runner:
                              stdin=subprocess.DEVNULL, start_new_session=True, text=True,
                              cwd=str(HERE))
         self.current = p
+        self._pin(p, self.cpus[1])
+        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
         timed_out = False
         try:
             out, err = p.communicate(timeout=timeout)
@@ -1039,11 +1132,16 @@ class Runner:
             res["notes"].append("timed out after %ds; %d reps kept" % (timeout, len(res.get("rates", []))))
             res["ok"] = bool(res.get("rates"))
         res["seconds"] = time.monotonic() - t0
+        res.update(watch.stop())
+        if res["foreign_cores"] > 0.15:
+            res.setdefault("notes", []).append("other processes used %.2f cores meanwhile" % res["foreign_cores"])
         if err and not res.get("ok") and not res.get("unsupported"):
             res["stderr_tail"] = err.strip().splitlines()[-3:]
         return res
 
     def cleanup(self) -> None:
+        if self.watch is not None and self.noise is None:
+            self.noise = self.watch.stop()
         for p in (self.current, self.loadgen):
             if p is not None and p.poll() is None:
                 _kill_group(p)
@@ -1052,7 +1150,10 @@ class Runner:
     # ── run ────────────────────────────────────────────────────────────────
     def run(self) -> None:
         a = self.args
+        if a.wait_quiet:
+            self.quiet_before = wait_quiet(a.wait_quiet)
         self.start_loadgen()
+        self.watch = CpuWatch(self.loadgen.pid)
         print("loadgen on 127.0.0.1:%d, %.0f bytes/event; %d reps, %.1fs per rep%s"
               % (self.port, self.event_size, a.reps, a.target, " (quick)" if a.quick else ""),
               file=sys.stderr, flush=True)
@@ -1315,8 +1416,15 @@ def machine_info(runner: Runner) -> list[str]:
         "- load: %s events/flood max, %.0f bytes/event on average (Newchannel/VarSet/Newstate/Hangup "
         "from the Asterisk 22 recordings), loopback 127.0.0.1" % ("{:,}".format(runner.args.max_events),
                                                                    runner.event_size),
-        "- mode: %s, %d repetitions per scenario (median reported), ~%.1f s per repetition"
-        % ("--quick" if runner.args.quick else "full", runner.args.reps, runner.args.target),
+        "- machine noise: other processes used %s during the run; hypervisor steal %s%s"
+        % (("%.2f cores on average" % runner.noise["foreign_cores"]) if runner.noise else "?",
+           ("%.2f cores" % runner.noise["steal_cores"]) if runner.noise else "?",
+           (" (**results disturbed: rerun on a quiet machine**)" if runner.noise and runner.noise["foreign_cores"] > 0.1 else "")),
+        "- mode: %s, %d repetitions per scenario (median reported), ~%.1f s per repetition; %s"
+        % ("--quick" if runner.args.quick else "full", runner.args.reps, runner.args.target,
+           "load generator pinned to CPU %s, workers to CPU %s" % (
+               ",".join(map(str, sorted(runner.cpus[0]))), ",".join(map(str, sorted(runner.cpus[1]))))
+           if runner.cpus[0] else "no CPU pinning"),
     ]
 
 
@@ -1361,6 +1469,10 @@ def parse_args(argv=None):
     ap.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     ap.add_argument("--setup", action="store_true",
                     help="create benchmarks/.venvs/{pyst2,asterisk-ami,panoramisk} with pip and exit")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin the load generator and the workers to separate CPUs")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                    help="first wait up to this long for other processes to go quiet")
     ap.add_argument("--no-venvs", action="store_true", help="run the other clients from this interpreter")
     ap.add_argument("--contenders", type=lambda s: s.split(","), default=None,
                     help="comma list, e.g. floor,naive,amiclient")
