@@ -792,64 +792,24 @@ def worker_main(args) -> None:
             r["fatal"] = args.worker == "amiclient" or isinstance(e, (ImportError, AttributeError, TypeError))
             return
 
-        if sc in ("events_listener", "events_ignored"):
-            # calibrate: grow the flood until it takes a fair share of the target time
-            n = args.warm_events
-            while True:
-                gc.collect()
-                dt, got = drv.flood(n)
-                if dt >= args.target * 0.25 or n >= args.max_events:
-                    break
-                n = min(args.max_events, n * 4)
-            n = int(max(args.min_events, min(args.max_events, n / dt * args.target)))
-            r["n"] = n
-            short = []
-            for _ in range(args.reps):
-                gc.collect()
-                dt, got = drv.flood(n)
-                r["rates"].append(n / dt)
-                if got is not None and got != n:
-                    short.append(got)
-                rep.emit()
-            if short:
-                r["notes"].append("listener got %s of %d events" % (short, n))
-        elif sc == "ping_seq":
-            k = 100
-            while True:
-                dt, bad = drv.ping_seq(k)
-                if dt >= args.target * 0.25 or k >= args.max_pings:
-                    break
-                k = min(args.max_pings, k * 4)
-            k = int(max(100, min(args.max_pings, k / dt * args.target)))
-            r["n"] = k
-            bad_total = 0
-            for _ in range(args.reps):
-                gc.collect()
-                dt, bad = drv.ping_seq(k)
-                bad_total += bad
-                r["rates"].append(k / dt)
-                rep.emit()
-            r["bad"] = bad_total
-            if bad_total:
-                r["notes"].append("%d bad responses" % bad_total)
-        elif sc == "ping16":
-            per = 10
-            while True:
-                dt, mism, lost = drv.ping_conc(per, CONC_THREADS)
-                if dt >= args.target * 0.25 or per * CONC_THREADS >= args.max_pings:
-                    break
-                per = min(args.max_pings // CONC_THREADS, per * 4)
-            per = int(max(10, min(args.max_pings // CONC_THREADS, per / dt * args.target)))
-            r["n"] = per * CONC_THREADS
-            tm = tl = 0
-            for _ in range(args.reps):
-                gc.collect()
-                dt, mism, lost = drv.ping_conc(per, CONC_THREADS)
-                tm += mism
-                tl += lost
-                r["rates"].append(per * CONC_THREADS / dt)
-                r["mismatches"], r["lost"], r["checked"] = tm, tl, per * CONC_THREADS * len(r["rates"])
-                rep.emit()
+        if sc in RATE_SCENARIOS:
+            step = RateStep(sc, drv, args, r)
+            step.calibrate()
+            if args.interactive:
+                # the parent interleaves the repetitions of all contenders: wait for "rep"
+                sys.stdout.write("READY\n")
+                sys.stdout.flush()
+                while True:
+                    cmd = _read_command(drv)
+                    if cmd != "rep":
+                        break
+                    step.rep()
+                    rep.emit()
+            else:
+                for _ in range(args.reps):
+                    step.rep()
+                    rep.emit()
+            step.finish()
         elif sc == "idle":
             _idle_pause(drv, 0.5)
             gc.collect()
@@ -912,6 +872,84 @@ def worker_main(args) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
+
+
+class RateStep:
+    """One rate scenario: calibrate the size of a repetition, then run repetitions."""
+
+    def __init__(self, sc: str, drv, args, r: dict):
+        self.sc, self.drv, self.args, self.r = sc, drv, args, r
+        self.short: list = []
+        self.bad = self.mism = self.lost = 0
+
+    def _once(self, size: int) -> float:
+        gc.collect()
+        if self.sc in ("events_listener", "events_ignored"):
+            dt, got = self.drv.flood(size)
+            if got is not None and got != size:
+                self.short.append(got)
+        elif self.sc == "ping_seq":
+            dt, bad = self.drv.ping_seq(size)
+            self.bad += bad
+        else:
+            dt, mism, lost = self.drv.ping_conc(size, CONC_THREADS)
+            self.mism += mism
+            self.lost += lost
+        return dt
+
+    def calibrate(self) -> None:
+        a = self.args
+        if self.sc.startswith("events"):
+            size, lo, hi, unit = a.warm_events, a.min_events, a.max_events, 1
+        elif self.sc == "ping_seq":
+            size, lo, hi, unit = 100, 100, a.max_pings, 1
+        else:
+            size, lo, hi, unit = 10, 10, a.max_pings // CONC_THREADS, CONC_THREADS
+        while True:  # grow until one repetition takes a fair share of the target time
+            dt = self._once(size)
+            if dt >= a.target * 0.25 or size >= hi:
+                break
+            size = min(hi, size * 4)
+        self.size = int(max(lo, min(hi, size / dt * a.target)))
+        self.unit = unit
+        self.r["n"] = self.size * unit
+        self.short, self.bad, self.mism, self.lost = [], 0, 0, 0  # calibration does not count
+
+    def rep(self) -> None:
+        dt = self._once(self.size)
+        r = self.r
+        r["rates"].append(self.size * self.unit / dt)
+        if self.sc == "ping16":
+            r["mismatches"], r["lost"] = self.mism, self.lost
+            r["checked"] = self.size * self.unit * len(r["rates"])
+
+    def finish(self) -> None:
+        r = self.r
+        if self.short:
+            r["notes"].append("listener got %s of %d events" % (self.short, self.size))
+        if self.sc == "ping_seq":
+            r["bad"] = self.bad
+            if self.bad:
+                r["notes"].append("%d bad responses" % self.bad)
+
+
+def _read_command(drv, keepalive: float = 3.0) -> str:
+    """Next command from the parent; ping the server while waiting, as an idle app would.
+
+    (asterisk-ami's reader thread dies after `timeout` seconds without data.)
+    """
+    import select
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], keepalive)
+        if ready:
+            return sys.stdin.readline().strip() or "end"
+        try:
+            drv.ping_seq(1)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _close_quiet(drv) -> None:
@@ -1022,7 +1060,7 @@ class Runner:
     def __init__(self, args):
         self.args = args
         self.loadgen: subprocess.Popen | None = None
-        self.current: subprocess.Popen | None = None
+        self.live: set[WorkerProc] = set()
         self.port = None
         self.results: dict[tuple[str, str], dict] = {}
         self.fatal: dict[str, str] = {}
@@ -1087,65 +1125,90 @@ class Runner:
                 return str(vpy)
         return sys.executable
 
-    def run_worker(self, contender: str, scenario: str) -> dict:
+    def spawn(self, contender: str, scenario: str, interactive: bool) -> "WorkerProc":
         a = self.args
-        py = self.python_for(contender)
-        cmd = [py, "-W", "ignore", str(Path(__file__).resolve()), "--worker", contender,
-               "--scenario", scenario, "--port", str(self.port), "--reps", str(a.reps),
-               "--target", str(a.target), "--max-events", str(a.max_events),
+        cmd = [self.python_for(contender), "-W", "ignore", str(Path(__file__).resolve()),
+               "--worker", contender, "--scenario", scenario, "--port", str(self.port),
+               "--reps", str(a.reps), "--target", str(a.target), "--max-events", str(a.max_events),
                "--min-events", str(a.min_events), "--warm-events", str(a.warm_events),
                "--max-pings", str(a.max_pings), "--queue-wait", str(a.queue_wait)]
+        if interactive:
+            cmd.append("--interactive")
         env = dict(os.environ)
         if contender == "amiclient":
             env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        timeout = a.worker_timeout
-        t0 = time.monotonic()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                             stdin=subprocess.DEVNULL, start_new_session=True, text=True,
-                             cwd=str(HERE))
-        self.current = p
-        self._pin(p, self.cpus[1])
-        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
-        timed_out = False
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(p)
-            out, err = p.communicate()
-        finally:
-            self.current = None
-        res = None
-        for line in (out or "").splitlines():
-            if line.startswith("RESULT "):
-                try:
-                    res = json.loads(line[7:])
-                except ValueError:
-                    pass
-        if res is None:
-            tail = (err or "").strip().splitlines()[-1:] or ["no output"]
-            res = {"contender": contender, "scenario": scenario, "ok": False, "rates": [],
-                   "notes": [], "error": ("timeout after %ds" % timeout if timed_out else
-                                          "worker died (rc %s): %s" % (p.returncode, tail[0][:200]))}
-        elif timed_out:
-            res["error"] = None if res.get("rates") else "timeout after %ds" % timeout
-            res["notes"].append("timed out after %ds; %d reps kept" % (timeout, len(res.get("rates", []))))
-            res["ok"] = bool(res.get("rates"))
-        res["seconds"] = time.monotonic() - t0
-        res.update(watch.stop())
-        if res["foreign_cores"] > 0.15:
-            res.setdefault("notes", []).append("other processes used %.2f cores meanwhile" % res["foreign_cores"])
-        if err and not res.get("ok") and not res.get("unsupported"):
-            res["stderr_tail"] = err.strip().splitlines()[-3:]
+        w = WorkerProc(contender, scenario, cmd, env, interactive)
+        self.live.add(w)
+        self._pin(w.p, self.cpus[1])
+        return w
+
+    def _finish(self, w: "WorkerProc", timeout: float) -> dict:
+        res = w.finish(timeout)
+        self.live.discard(w)
         return res
+
+    def run_worker(self, contender: str, scenario: str) -> dict:
+        """A single-shot scenario (idle, queued): one worker, run to completion."""
+        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
+        w = self.spawn(contender, scenario, interactive=False)
+        res = self._finish(w, self.args.worker_timeout)
+        _attach_noise(res, watch.stop())
+        return res
+
+    def run_rate_scenario(self, key: str, contenders: list[str]) -> None:
+        """Start one worker per contender, then interleave their repetitions round-robin, so
+        that the contenders of a scenario share whatever else the machine is doing."""
+        a = self.args
+        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
+        workers: dict[str, WorkerProc] = {}
+        for c in contenders:
+            w = self.spawn(c, key, interactive=True)
+            line = w.wait_for(("READY", "RESULT"), a.worker_timeout)
+            if line == "READY":
+                workers[c] = w
+            else:
+                self.record(c, key, self._finish(w, 10))
+        rep_timeout = max(30.0, 30 * a.target)
+        for r in range(a.reps):
+            if time.monotonic() - self.t_start > a.budget:
+                break
+            names = list(workers)
+            names = names[r % len(names):] + names[:r % len(names)] if names else names
+            for c in names:
+                w = workers[c]
+                if w.dead:
+                    continue
+                w.send("rep")
+                line = w.wait_for(("RESULT",), rep_timeout)
+                if line is None:
+                    w.timed_out = "a repetition took more than %ds" % rep_timeout
+                    w.kill()
+                elif (w.result or {}).get("error"):
+                    w.dead = True
+        results = {c: self._finish(w, 20) for c, w in workers.items()}
+        noise = watch.stop()
+        for c, res in results.items():
+            _attach_noise(res, noise)
+            self.record(c, key, res)
+
+    def record(self, c: str, key: str, res: dict) -> None:
+        self.results[(c, key)] = res
+        if res.get("fatal"):
+            self.fatal[c] = res["error"]
+        rates = res.get("rates") or []
+        msg = ("%s" % _fmt_rate(statistics.median(rates)) if rates else
+               res.get("error") or ("ok" if res.get("ok") else "?"))
+        print("  %-16s %-13s %s" % (key, c, msg), file=sys.stderr, flush=True)
 
     def cleanup(self) -> None:
         if self.watch is not None and self.noise is None:
             self.noise = self.watch.stop()
-        for p in (self.current, self.loadgen):
-            if p is not None and p.poll() is None:
-                _kill_group(p)
-        self.current = self.loadgen = None
+        for w in list(self.live):
+            w.kill()
+        self.live.clear()
+        if self.loadgen is not None and self.loadgen.poll() is None:
+            _kill_group(self.loadgen)
+        self.loadgen = None
 
     # ── run ────────────────────────────────────────────────────────────────
     def run(self) -> None:
@@ -1160,25 +1223,141 @@ class Runner:
         for key, _title, contenders, _unit in SCENARIOS:
             if a.scenarios and key not in a.scenarios:
                 continue
+            todo = []
             for c in contenders:
                 if a.contenders and c not in a.contenders:
                     continue
                 if c in self.fatal:
                     self.results[(c, key)] = {"ok": False, "error": self.fatal[c], "rates": [], "notes": []}
-                    continue
-                if time.monotonic() - self.t_start > a.budget:
+                elif time.monotonic() - self.t_start > a.budget:
                     self.results[(c, key)] = {"ok": False, "error": "skipped: run budget spent",
                                               "rates": [], "notes": []}
+                else:
+                    todo.append(c)
+            if not todo:
+                continue
+            if key in RATE_SCENARIOS:
+                self.run_rate_scenario(key, todo)
+            else:
+                for c in todo:
+                    if c in self.fatal:
+                        continue
+                    self.record(c, key, self.run_worker(c, key))
+
+
+class WorkerProc:
+    """One worker subprocess; its stdout lines are collected by a thread."""
+
+    def __init__(self, contender: str, scenario: str, cmd: list, env: dict, interactive: bool):
+        import queue
+        self.contender, self.scenario = contender, scenario
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                  stdin=subprocess.PIPE if interactive else subprocess.DEVNULL,
+                                  start_new_session=True, text=True, cwd=str(HERE))
+        self.lines: "queue.Queue[str | None]" = queue.Queue()
+        self.err: list[str] = []
+        self.result: dict | None = None
+        self.dead = False
+        self.timed_out: str | None = None
+        threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._pump_err, daemon=True).start()
+
+    @staticmethod
+    def _pump(stream, q) -> None:
+        for line in stream:
+            q.put(line.rstrip("\n"))
+        q.put(None)
+
+    def _pump_err(self) -> None:
+        for line in self.p.stderr:
+            self.err.append(line.rstrip("\n"))
+            del self.err[:-20]
+
+    def wait_for(self, prefixes: tuple, timeout: float) -> str | None:
+        """Wait for a line starting with one of prefixes; RESULT lines update .result."""
+        import queue
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                self.dead = True
+                return None
+            if line.startswith("RESULT "):
+                try:
+                    self.result = json.loads(line[7:])
+                except ValueError:
                     continue
-                res = self.run_worker(c, key)
-                self.results[(c, key)] = res
-                if res.get("fatal"):
-                    self.fatal[c] = res["error"]
-                rates = res.get("rates") or []
-                msg = ("%s" % _fmt_rate(statistics.median(rates)) if rates else
-                       res.get("error") or ("ok" if res.get("ok") else "?"))
-                print("  %-16s %-13s %s (%.1fs)" % (key, c, msg, res.get("seconds", 0)),
-                      file=sys.stderr, flush=True)
+            for pre in prefixes:
+                if line.startswith(pre):
+                    return pre
+            continue
+
+    def send(self, cmd: str) -> None:
+        try:
+            self.p.stdin.write(cmd + "\n")
+            self.p.stdin.flush()
+        except (OSError, ValueError):
+            self.dead = True
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            _kill_group(self.p)
+
+    def finish(self, timeout: float) -> dict:
+        """Ask an interactive worker to end, wait for its last RESULT, reap it."""
+        if self.p.stdin is not None and not self.dead:
+            self.send("end")
+        if self.p.poll() is None and not self.dead:
+            deadline = time.monotonic() + timeout
+            while self.wait_for(("RESULT",), max(0.0, deadline - time.monotonic())) is not None:
+                pass  # keep the last RESULT until EOF or the deadline
+        if self.p.poll() is None:
+            try:
+                self.p.wait(max(0.1, timeout / 4))
+            except subprocess.TimeoutExpired:
+                if not self.timed_out:
+                    self.timed_out = "no exit within %ds" % timeout
+                self.kill()
+        self.kill()
+        while True:  # drain what is left
+            try:
+                line = self.lines.get_nowait()
+            except Exception:  # noqa: BLE001
+                break
+            if line and line.startswith("RESULT "):
+                try:
+                    self.result = json.loads(line[7:])
+                except ValueError:
+                    pass
+        res = self.result
+        if res is None:
+            tail = self.err[-1:] or ["no output"]
+            res = {"contender": self.contender, "scenario": self.scenario, "ok": False, "rates": [],
+                   "notes": [], "error": (("timeout: %s" % self.timed_out) if self.timed_out else
+                                          "worker died (rc %s): %s" % (self.p.returncode, tail[0][:200]))}
+        elif self.timed_out:
+            res["ok"] = bool(res.get("rates"))
+            if not res["ok"]:
+                res["error"] = "timeout: %s" % self.timed_out
+            res.setdefault("notes", []).append("stopped (%s); %d reps kept" % (self.timed_out, len(res.get("rates") or [])))
+            res["error"] = res.get("error") if not res["ok"] else None
+        res["seconds"] = time.monotonic() - self.t0
+        if not res.get("ok") and not res.get("unsupported") and self.err:
+            res["stderr_tail"] = self.err[-3:]
+        return res
+
+
+def _attach_noise(res: dict, noise: dict) -> None:
+    res.update(noise)
+    if noise.get("foreign_cores", 0) > 0.15:
+        res.setdefault("notes", []).append("other processes used %.2f cores meanwhile" % noise["foreign_cores"])
 
 
 def _kill_group(p: subprocess.Popen) -> None:
@@ -1489,6 +1668,7 @@ def parse_args(argv=None):
     ap.add_argument("--warm-events", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--max-pings", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--queue-wait", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--interactive", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     q = a.quick
     defaults = dict(reps=3 if q else 5, target=0.3 if q else 1.0, max_events=100_000 if q else 300_000,
