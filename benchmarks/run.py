@@ -1472,8 +1472,12 @@ def build_report(runner: Runner) -> tuple[str, list[tuple[str, str, str, str]]]:
                     rows.append("| %s | %s | n/a | — | — | %s |" % (title, label(c, key), _err(res)))
                     continue
                 q = res.get("queued")
+                shown = _mb(res["queued_rss_kb"])
+                if q and q < QUEUED_EVENTS:
+                    shown += " at %s queued (≈ %s per 100k, extrapolated)" % (
+                        "{:,}".format(q), _mb(res["queued_rss_kb"] * QUEUED_EVENTS / q))
                 rows.append("| %s | %s | %s | — | — | %s |" % (
-                    title, label(c, key), _mb(res["queued_rss_kb"]),
+                    title, label(c, key), shown,
                     ", ".join(["RSS growth from before connect; %s queued" % (
                         "{:,}".format(q) if q is not None else "?")] + list(res.get("notes") or []))))
     # peak RSS per contender (max ru_maxrss over its rate workers)
@@ -1694,7 +1698,8 @@ def main(argv=None) -> int:
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     t0 = time.monotonic()
     interrupted = False
     try:
