@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Pattern, Tuple, Union, cast
 
-from ._protocol import parse_packet
+from ._protocol import parse_event
 from .packet import Event
 
 __all__ = ["ListenerHandle", "ListenerRegistry", "Dispatcher", "EventSpec", "OVERFLOW_POLICIES"]
@@ -114,6 +114,10 @@ class ListenerRegistry:
 
     def __len__(self) -> int:
         return len(self._snapshot.listeners)
+
+    def snapshot_cache(self) -> Dict[str, Tuple[ListenerHandle, ...]]:
+        """The current name -> listeners cache (replaced whenever listeners change)."""
+        return self._snapshot.cache
 
     def match(self, name: str) -> Tuple[ListenerHandle, ...]:
         """The listeners that want events called ``name``, in registration order."""
@@ -263,7 +267,7 @@ class Dispatcher:
     def _run(self) -> None:
         queue = self._queue
         cond = self._cond
-        match = self.registry.match
+        registry = self.registry
         while True:
             with cond:
                 while not queue:
@@ -277,38 +281,45 @@ class Dispatcher:
                     queue.clear()
                     return
                 batch = queue.popleft()
+            if not _is_event_batch(batch):
+                try:
+                    batch[0]()  # type: ignore[operator]
+                except Exception:
+                    log.exception("%s: a callback raised", self.name)
+                continue
+            cache = registry.snapshot_cache()
+            counted = 0  # events of this batch already added to self.dispatched
             for index, item in enumerate(batch):
-                if self._abandon:
-                    with cond:
-                        self.dropped += len(batch) - index if _is_event_batch(batch) else 0
-                    break
                 if item.__class__ is str:
                     text = item
                     end = text.find("\r\n")
-                    listeners = match(text[7:end] if end >= 0 else text[7:])
-                    if listeners:
-                        self._deliver(listeners, cast(Event, parse_packet(text)))
-                    self.dispatched += 1
-                elif isinstance(item, Event):
-                    listeners = match(item.name)
-                    if listeners:
-                        self._deliver(listeners, item)
-                    self.dispatched += 1
+                    name = text[7:end] if end >= 0 else text[7:]
+                    event: Optional[Event] = None
                 else:
-                    try:
-                        item()  # type: ignore[operator]
-                    except Exception:
-                        log.exception("%s: a callback raised", self.name)
-
-    def _deliver(self, listeners: Tuple[ListenerHandle, ...], event: Event) -> None:
-        for handle in listeners:
-            try:
-                if handle.filter is None or handle.filter(event):
-                    handle.callback(event)
-            except Exception:
-                self.listener_errors += 1
-                log.exception("listener %r raised on %s event", handle, event.name)
-
+                    event = cast(Event, item)
+                    name = event.name
+                listeners = cache.get(name)
+                if listeners is None:
+                    listeners = registry.match(name)
+                if listeners:
+                    if event is None:
+                        event = parse_event(text)
+                    for handle in listeners:
+                        try:
+                            if handle.filter is None or handle.filter(event):
+                                handle.callback(event)
+                        except Exception:
+                            self.listener_errors += 1
+                            log.exception("listener %r raised on %s event", handle, name)
+                    # Count precisely after a listener ran: it may have been slow.
+                    self.dispatched += index + 1 - counted
+                    counted = index + 1
+                    if self._abandon:
+                        with cond:
+                            self.dropped += len(batch) - counted
+                        break
+            else:
+                self.dispatched += len(batch) - counted
 
 def _is_event_batch(batch: List[QueueItem]) -> bool:
     return bool(batch) and isinstance(batch[0], (str, Event))

@@ -50,14 +50,12 @@ class Packet(Dict[str, str]):
             lower = self._lower = {k.lower(): k for k in dict.keys(self)}
         return lower.get(key.lower())
 
-    def __getitem__(self, key: str) -> str:
-        try:
-            return dict.__getitem__(self, key)
-        except KeyError:
-            real = self._find(key) if isinstance(key, str) else None
-            if real is None:
-                raise
-            return dict.__getitem__(self, real)
+    def __missing__(self, key: str) -> str:
+        # dict.__getitem__ calls this only on a miss: exact-case lookups stay at C speed.
+        real = self._find(key) if isinstance(key, str) else None
+        if real is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, real)
 
     @overload
     def get(self, key: str, default: None = None, /) -> Optional[str]: ...
@@ -67,11 +65,11 @@ class Packet(Dict[str, str]):
     def get(self, key: str, default: _T, /) -> Union[str, _T]: ...
     def get(self, key: str, default: Any = None, /) -> Any:
         """The first value of ``key`` (any case), or ``default``."""
-        try:
-            return dict.__getitem__(self, key)
-        except KeyError:
-            real = self._find(key) if isinstance(key, str) else None
-            return default if real is None else dict.__getitem__(self, real)
+        value = dict.get(self, key, _MISSING)
+        if value is not _MISSING:
+            return value
+        real = self._find(key) if isinstance(key, str) else None
+        return default if real is None else dict.__getitem__(self, real)
 
     def __contains__(self, key: object) -> bool:
         if dict.__contains__(self, key):
