@@ -1,0 +1,42 @@
+"""Test doubles for AMI clients: a fake Asterisk manager and a recording replayer.
+
+``FakeAMIServer`` is a real TCP server that answers like Asterisk 22 (or 13
+with ``legacy=True``): login (plain and MD5), events with masks and filters,
+Command, AstDB, variables, UserEvent, simulated calls (Originate, Hangup,
+Status, CoreShowChannels), custom handlers, and injectable faults
+(``Fault``).  ``ReplayServer`` plays a recorded session back byte for byte.
+
+Stdlib only; it does not depend on the rest of ``amiclient``.
+"""
+
+from ._actions import ActionSpec, Handler, HandlerResult
+from ._calls import Channel
+from ._events import CLASSES, Event, EventFilter, FilterError
+from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
+from ._replay import ReplayServer, load_recording
+from ._server import FakeAMIServer, User
+from ._session import Session
+from ._wire import Packet, PacketParser, build_response, encode_packet
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_GARBAGE",
+    "ActionSpec",
+    "Channel",
+    "Event",
+    "EventFilter",
+    "FakeAMIServer",
+    "Fault",
+    "FaultSpec",
+    "FilterError",
+    "Handler",
+    "HandlerResult",
+    "Packet",
+    "PacketParser",
+    "ReplayServer",
+    "Session",
+    "User",
+    "build_response",
+    "encode_packet",
+    "load_recording",
+]
