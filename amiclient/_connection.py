@@ -168,18 +168,16 @@ class Connection:
         recv = sock.recv
         pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but unread
         monotonic = time.monotonic
-        fileno = sock.fileno()
+        poll = _readable_waiter(sock, idle_interval)
         reason: BaseException
         try:
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)
             while True:
-                if not (pending is not None and pending()):
-                    readable, _, _ = select.select((fileno,), (), (), idle_interval)
-                    if not readable:
-                        on_idle()
-                        continue
+                if not (pending is not None and pending()) and not poll():
+                    on_idle()
+                    continue
                 data = recv(RECV_SIZE)
                 if not data:
                     raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
@@ -193,7 +191,7 @@ class Connection:
         except ProtocolError as exc:
             log.error("protocol error from %s: %s", self.address, exc)
             reason = exc
-        except (OSError, ValueError) as exc:  # ValueError: select() on a closed socket
+        except (OSError, ValueError) as exc:  # ValueError: a socket closed by another thread
             reason = self._close_reason or ConnectionLost(f"connection to {self.address} failed: {exc}")
             reason.__cause__ = exc
         except Exception as exc:  # a bug in a callback: end the link, never hang callers
@@ -226,6 +224,17 @@ class Connection:
         self._write_lock = threading.Lock()
         if sock is not None:
             sock.close()  # no shutdown(): the parent's session must live on
+
+
+def _readable_waiter(sock: socket.socket, timeout: float) -> Callable[[], bool]:
+    """A function that waits up to ``timeout`` s for ``sock`` to be readable (poll(), or select() on Windows)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        timeout_ms = max(1, int(timeout * 1000))
+        return lambda: bool(poller.poll(timeout_ms))
+    fileno = sock.fileno()
+    return lambda: bool(select.select((fileno,), (), (), timeout)[0])
 
 
 def _enable_tcp_keepalive(sock: socket.socket, idle: int = 60, interval: int = 10, count: int = 5) -> None:

@@ -143,11 +143,16 @@ class ActionTracker:
         return None
 
     def _starts_list(self, pending: _Pending, response: Response) -> bool:
-        flag = response.get("EventList")
+        flag = dict.get(response, "EventList")  # Asterisk's spelling: no case-folding on the hot path
         if flag is not None:
             return flag.lower() == "start"
         completions = LEGACY_LIST_COMPLETIONS.get(pending.action)
-        if completions is None or "follow" not in (response.get("Message") or "").lower():
+        if completions is None:
+            return False
+        flag = response.get("EventList")
+        if flag is not None:
+            return flag.lower() == "start"
+        if "follow" not in (response.get("Message") or "").lower():
             return False
         pending.completions = completions
         pending.item_completes = pending.action == "dbget" and self.legacy_dbget
