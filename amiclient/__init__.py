@@ -10,7 +10,7 @@
 """
 from ._listeners import ListenerHandle
 from ._tracker import ActionFuture
-from .client import AMIClient, ClientStats, ConnectionState, StateChange
+from .client import AMIClient
 from .exceptions import (
     ActionError,
     ActionTimeout,
@@ -23,6 +23,7 @@ from .exceptions import (
 )
 from .packet import Event, Packet, Response
 from .retry import Backoff
+from .state import ClientStats, ConnectionState, StateChange
 
 __version__ = "0.1.0"
 

@@ -36,7 +36,7 @@ After a :class:`ProtocolError` the framer refuses further data.
 from __future__ import annotations
 
 import re
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, cast
 
 from .exceptions import ProtocolError
 from .packet import Event, Packet, Response
@@ -48,6 +48,9 @@ __all__ = [
     "parse_event",
     "serialize_action",
     "parse_banner",
+    "split_action",
+    "pop_action_id",
+    "header_value",
     "DEFAULT_MAX_PACKET_SIZE",
     "MAX_LINE_BYTES",
     "MAX_LINES",
@@ -329,3 +332,45 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
         raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")
     return data
+
+
+def header_value(fields: Mapping[str, HeaderValue], key: str, default: Any) -> Any:
+    """The value of header ``key`` (any case) in ``fields``, or ``default``."""
+    lower = key.lower()
+    for name, value in fields.items():
+        if name.lower() == lower:
+            return value
+    return default
+
+
+def split_action(
+    action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]], fields: Dict[str, HeaderValue]
+) -> Tuple[str, Dict[str, HeaderValue]]:
+    """The action name and its headers, from ``send_action``'s forms (a name, or a mapping with ``Action``)."""
+    if isinstance(action, str):
+        merged = dict(headers) if headers else {}
+        merged.update(fields)
+        return action, merged
+    merged = dict(action)
+    if headers:
+        merged.update(headers)
+    merged.update(fields)
+    for key in list(merged):
+        if key.lower() == "action":
+            name = merged.pop(key)
+            if isinstance(name, str) and name:
+                return name, merged
+    raise ValueError("an action mapping needs an 'Action' key")
+
+
+def pop_action_id(fields: Dict[str, HeaderValue]) -> Optional[str]:
+    """Remove the caller's ``ActionID`` (any case) from ``fields`` and return it (None if absent or empty)."""
+    for key in list(fields):
+        if key.lower() == "actionid":
+            value = fields.pop(key)
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str):
+                value = str(value)
+            return value
+    return None

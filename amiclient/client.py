@@ -15,9 +15,7 @@ written whole under the connection's write lock.
 """
 from __future__ import annotations
 
-import enum
 import functools
-import hashlib
 import itertools
 import logging
 import os
@@ -27,12 +25,12 @@ import time
 import uuid
 import weakref
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._connection import Connection
+from ._handshake import Handshake
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
-from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, parse_packet, serialize_action
+from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, parse_packet, pop_action_id, serialize_action, split_action
 from ._tracker import ActionFuture, ActionTracker, fail
 from .actions import ActionHelpers
 from .exceptions import (
@@ -46,6 +44,7 @@ from .exceptions import (
 )
 from .packet import Event, Response
 from .retry import Backoff
+from .state import ClientStats, ConnectionState, StateChange
 
 __all__ = ["AMIClient", "ClientStats", "ConnectionState", "StateChange", "ActionFuture"]
 
@@ -54,53 +53,6 @@ log = logging.getLogger("amiclient.client")
 _F = TypeVar("_F", bound=Callable[..., Any])
 _UNSET: Any = object()
 _clients: "weakref.WeakSet[AMIClient]" = weakref.WeakSet()
-
-
-class ConnectionState(str, enum.Enum):
-    """What happened to the client's connection."""
-
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    RECONNECTING = "reconnecting"
-    RECONNECTED = "reconnected"
-    RECONNECT_FAILED = "reconnect_failed"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class StateChange:
-    """One connection-state change, as passed to ``on_state`` callbacks."""
-
-    state: ConnectionState
-    reason: Optional[BaseException] = None
-    attempt: int = 0
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class ClientStats:
-    """Counters since the client was created; ``received == dispatched + dropped + queued``."""
-
-    events_received: int
-    events_dispatched: int
-    events_dropped: int
-    events_queued: int
-    queue_high_water: int
-    listener_errors: int
-    actions_sent: int
-    actions_in_flight: int
-    actions_timed_out: int
-    reconnects: int
-    bytes_in: int
-    bytes_out: int
-    connected: bool
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def as_dict(self) -> Dict[str, Any]:
-        """The counters as a plain dict."""
-        return asdict(self)
 
 
 class AMIClient(ActionHelpers):
@@ -280,10 +232,11 @@ class AMIClient(ActionHelpers):
             max_packet_size=self.max_packet_size, encoding=self.encoding, errors=self.encoding_errors,
         )
         self._opening = conn
+        handshake = Handshake(conn, self._next_action_id, self.timeout)
         try:
             version = conn.open()
-            self._login(conn)
-            self._reapply(conn)
+            handshake.login(self.username, self._secret, self.auth, self.events)
+            handshake.reapply(self._event_mask, self._filters)
         except BaseException:
             conn.close()
             raise
@@ -291,38 +244,6 @@ class AMIClient(ActionHelpers):
             self._opening = None
         self._ami_version = version or None
         return conn, ActionTracker(version)
-
-    def _login(self, conn: Connection) -> None:
-        events = self.events if isinstance(self.events, str) else ("on" if self.events else "off")
-        fields: Dict[str, HeaderValue] = {"Username": self.username, "Secret": self._secret}
-        if self.auth != "plain":
-            response = self._exchange(conn, "Challenge", {"AuthType": "MD5"})
-            challenge = response.get("Challenge")
-            if response.ok and challenge:
-                digest = hashlib.md5((challenge + self._secret).encode("utf-8")).hexdigest()
-                fields = {"AuthType": "MD5", "Username": self.username, "Key": digest}
-            elif self.auth == "md5":
-                raise AuthenticationError(f"{conn.address} refused the MD5 challenge: {response.message}")
-        fields["Events"] = events
-        try:
-            response = self._exchange(conn, "Login", fields)
-        except ConnectionLost as exc:
-            raise AuthenticationError(f"{conn.address} closed the connection during login of {self.username!r}") from exc
-        if not response.ok:
-            raise AuthenticationError(f"login of {self.username!r} refused by {conn.address}: {response.message}")
-        log.info("logged in to %s as %r (AMI %s, %s)", conn.address, self.username, conn.version, fields.get("AuthType", "plain"))
-
-    def _reapply(self, conn: Connection) -> None:
-        if self._event_mask is not None:
-            self._exchange(conn, "Events", {"EventMask": self._event_mask})
-        for fields in list(self._filters):
-            response = self._exchange(conn, "Filter", dict(fields))
-            if not response.ok:
-                log.warning("re-applying filter %r on %s failed: %s", fields.get("Filter"), conn.address, response.message)
-
-    def _exchange(self, conn: Connection, action: str, fields: Mapping[str, HeaderValue]) -> Response:
-        action_id = self._next_action_id()
-        return conn.exchange(serialize_action(action, fields, action_id), action_id, self.timeout)
 
     def _install(self, conn: Connection, tracker: ActionTracker, state: ConnectionState) -> bool:
         with self._lock:
@@ -464,8 +385,8 @@ class AMIClient(ActionHelpers):
         with ConnectionLost if the link drops first.  CR or LF in any key or
         value raises ``ValueError`` and sends nothing.
         """
-        name, merged = _split_action(action, headers, fields)
-        action_id = _pop_action_id(merged) or self._next_action_id()
+        name, merged = split_action(action, headers, fields)
+        action_id = pop_action_id(merged) or self._next_action_id()
         data = serialize_action(name, merged, action_id)
         if timeout is _UNSET:
             timeout = self._default_timeout(name, merged)
@@ -489,9 +410,9 @@ class AMIClient(ActionHelpers):
 
     def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
         timeout = self.timeout
-        if name.lower() == "originate" and str(_get(fields, "Async", "")).lower() not in ("true", "yes", "1", "y", "t", "on"):
+        if name.lower() == "originate" and str(header_value(fields, "Async", "")).lower() not in ("true", "yes", "1", "y", "t", "on"):
             try:
-                timeout += float(str(_get(fields, "Timeout", 30000))) / 1000.0
+                timeout += float(str(header_value(fields, "Timeout", 30000))) / 1000.0
             except ValueError:
                 pass
         return timeout
@@ -668,42 +589,3 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-
-
-def _get(fields: Mapping[str, HeaderValue], key: str, default: Any) -> Any:
-    lower = key.lower()
-    for name, value in fields.items():
-        if name.lower() == lower:
-            return value
-    return default
-
-
-def _split_action(
-    action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]], fields: Dict[str, HeaderValue]
-) -> Tuple[str, Dict[str, HeaderValue]]:
-    if isinstance(action, str):
-        merged = dict(headers) if headers else {}
-        merged.update(fields)
-        return action, merged
-    merged = dict(action)
-    if headers:
-        merged.update(headers)
-    merged.update(fields)
-    for key in list(merged):
-        if key.lower() == "action":
-            name = merged.pop(key)
-            if isinstance(name, str) and name:
-                return name, merged
-    raise ValueError("an action mapping needs an 'Action' key")
-
-
-def _pop_action_id(fields: Dict[str, HeaderValue]) -> Optional[str]:
-    for key in list(fields):
-        if key.lower() == "actionid":
-            value = fields.pop(key)
-            if value is None or value == "":
-                return None
-            if not isinstance(value, str):
-                value = str(value)
-            return value
-    return None

@@ -1,0 +1,55 @@
+"""Connection-state changes and counters reported by :class:`~amiclient.AMIClient`."""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional
+
+__all__ = ["ConnectionState", "StateChange", "ClientStats"]
+
+
+class ConnectionState(str, enum.Enum):
+    """What happened to the client's connection."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    RECONNECTED = "reconnected"
+    RECONNECT_FAILED = "reconnect_failed"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One connection-state change, as passed to ``on_state`` callbacks."""
+
+    state: ConnectionState
+    reason: Optional[BaseException] = None
+    attempt: int = 0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """Counters since the client was created; ``received == dispatched + dropped + queued``."""
+
+    events_received: int
+    events_dispatched: int
+    events_dropped: int
+    events_queued: int
+    queue_high_water: int
+    listener_errors: int
+    actions_sent: int
+    actions_in_flight: int
+    actions_timed_out: int
+    reconnects: int
+    bytes_in: int
+    bytes_out: int
+    connected: bool
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The counters as a plain dict."""
+        return asdict(self)
