@@ -16,6 +16,7 @@ from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
 from ._replay import ReplayServer, load_recording
 from ._server import FakeAMIServer, User
 from ._session import Session
+from ._tls import TLSFront
 from ._wire import Packet, PacketParser, build_response, encode_packet
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "PacketParser",
     "ReplayServer",
     "Session",
+    "TLSFront",
     "User",
     "build_response",
     "encode_packet",

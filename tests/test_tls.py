@@ -1,0 +1,52 @@
+"""AMI over TLS: the client verifies the server certificate and speaks the same protocol."""
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Iterator, Tuple
+
+import pytest
+
+from amiclient import AMIClient, AMIConnectionError
+from amiclient.testing import FakeAMIServer, TLSFront
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def front(certificate: Tuple[Path, Path]) -> Iterator[Tuple[FakeAMIServer, TLSFront]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+    with FakeAMIServer(users={"admin": "secret"}) as server, TLSFront(server.address, context) as tls:
+        yield server, tls
+
+
+def test_client_over_tls(front: Tuple[FakeAMIServer, TLSFront], certificate: Tuple[Path, Path]) -> None:
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    _, tls = front
+    with AMIClient("127.0.0.1", tls.port, "admin", "secret", tls=context, reconnect=False) as client:
+        assert client.ami_version == "11.0.0"
+        assert client.command("core show uptime").startswith("System uptime")
+        assert client.ping().ok
+
+
+def test_untrusted_certificate_is_refused(front: Tuple[FakeAMIServer, TLSFront]) -> None:
+    _, tls = front
+    client = AMIClient("127.0.0.1", tls.port, "admin", "secret", tls=True, reconnect=False)
+    with pytest.raises(AMIConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        client.connect()
+    client.close()
