@@ -13,6 +13,7 @@ from ._actions import ActionSpec, Handler, HandlerResult
 from ._calls import Channel
 from ._events import CLASSES, Event, EventFilter, FilterError
 from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
+from ._http import FakeAJAMServer
 from ._replay import ReplayServer, load_recording
 from ._server import FakeAMIServer, User
 from ._session import Session
@@ -26,6 +27,7 @@ __all__ = [
     "Channel",
     "Event",
     "EventFilter",
+    "FakeAJAMServer",
     "FakeAMIServer",
     "Fault",
     "FaultSpec",

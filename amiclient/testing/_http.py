@@ -1,0 +1,545 @@
+"""``FakeAJAMServer``: Asterisk's AJAM ``/rawman`` URI in front of a ``FakeAMIServer``.
+
+Each HTTP manager session (cookie ``mansession_id``) is bridged to its own
+TCP connection to the fake, so actions behave exactly as they do there.
+After each action the bridge sends a sentinel ``Ping`` (it shows in the
+fake's ``received_actions``) and collects what the fake answers before the
+sentinel's response: the action's response, its list items and, after a
+successful Login, the inline ``FullyBooted`` form the HTTP body; every other
+event is queued for ``WaitEvent``, which the bridge answers itself, as
+Asterisk does for HTTP sessions.
+
+Threads: the HTTP acceptor, one per HTTP connection and one reader per
+bridged session.  ``stop()`` joins all of them and closes every socket.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, Type, cast
+from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from ._server import FakeAMIServer
+
+__all__ = ["FakeAJAMServer"]
+
+logger = logging.getLogger("amiclient.testing.http")
+
+_MAX_POST = 40960  # bytes of form data Asterisk accepts
+_MAX_PARAMS = 128  # AST_MAX_MANHEADERS
+_UNAUTH_LIFETIME = 5.0  # s; an HTTP session that never logged in
+_JOIN_TIMEOUT = 5.0
+_FOLLOWS = b"Response: Follows"
+_END_COMMAND = b"--END COMMAND--\r\n\r\n"
+
+
+class _Stopping(Exception):
+    """The server is stopping (or the fake is unreachable): no new session."""
+
+
+class _Exchange:
+    """One action in flight on a bridged session: the packets the fake sent until the sentinel's answer."""
+
+    def __init__(self, action: str, sentinel: str) -> None:
+        self.action = action
+        self.sentinel = ("\r\nActionID: %s\r\n" % sentinel).encode()
+        self.packets: List[bytes] = []
+        self.body = b""
+        self.done = False
+
+    def finish(self, queue: Deque[bytes]) -> bool:
+        """Split the packets into the HTTP body and events for ``queue``; True if a Login succeeded."""
+        body: List[bytes] = []
+        answer: Optional[bytes] = None
+        listing = booted = False
+        for packet in self.packets:
+            if answer is None and packet.startswith(b"Response:"):
+                answer = packet
+                body.append(packet)
+                listing = b"\r\neventlist: start\r\n" in packet.lower()
+                booted = self.action == "login" and packet.startswith(b"Response: Success\r\n")
+            elif answer is not None and listing:
+                body.append(packet)
+                listing = b"\r\neventlist: complete\r\n" not in packet.lower()
+            elif booted and packet.startswith(b"Event: FullyBooted\r\n"):
+                body.append(packet)
+                booted = False
+            elif packet.startswith(b"Event:"):
+                queue.append(packet)
+        self.body = b"".join(body)
+        self.done = True
+        return self.action == "login" and answer is not None and answer.startswith(b"Response: Success\r\n")
+
+
+class _Session:
+    """One HTTP manager session and its TCP connection to the fake."""
+
+    def __init__(self, ident: int, sock: socket.socket) -> None:
+        self.ident = ident
+        self.cookie = "%08x" % ident
+        self.sock = sock
+        self.authenticated = False
+        self.expires = time.monotonic() + _UNAUTH_LIFETIME
+        self.busy = 0  # requests in progress; guarded by the server's lock
+        self.destroyed = False  # guarded by the server's lock
+        self.closed = False  # the fake closed the connection
+        self.events: Deque[bytes] = deque()
+        self.cond = threading.Condition()
+        self._action_lock = threading.Lock()
+        self._exchange: Optional[_Exchange] = None
+        self._waiter = 0
+        self._count = 0
+        self.thread = threading.Thread(target=self._read_loop, name="FakeAJAM-session-%s" % self.cookie, daemon=True)
+
+    def run(self, action: str, lines: Sequence[str], timeout: float) -> bytes:
+        """Send one action (and the sentinel); return the HTTP body."""
+        with self._action_lock:
+            with self.cond:
+                if self.closed:
+                    return b""
+                self._count += 1
+                sentinel = "ajam-sentinel-%s-%d" % (self.cookie, self._count)
+                exchange = self._exchange = _Exchange(action, sentinel)
+            text = "".join(line + "\r\n" for line in lines) + "\r\nAction: Ping\r\nActionID: %s\r\n\r\n" % sentinel
+            try:
+                self.sock.sendall(text.encode("utf-8", "surrogateescape"))
+            except OSError as exc:
+                logger.debug("session %s: send failed: %s", self.cookie, exc)
+            with self.cond:
+                if not self.cond.wait_for(lambda: exchange.done, timeout):
+                    logger.warning("session %s: no answer to %s within %g s", self.cookie, action, timeout)
+                    self._exchange = None
+                    self._finish(exchange)
+            return exchange.body
+
+    def wait_event(self, action_id: Optional[str], timeout: float) -> bytes:
+        """Answer ``WaitEvent``: wait for an event (or a newer WaitEvent), then drain the queue."""
+        with self.cond:
+            self._waiter += 1
+            me = self._waiter
+            self.cond.notify_all()
+            deadline = time.monotonic() + timeout
+            while not self.events and not self.closed and self._waiter == me:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            if self._waiter != me:
+                return b""  # kicked out by a second WaitEvent, like Asterisk
+            drained = list(self.events)
+            self.events.clear()
+        id_text = "ActionID: %s\r\n" % action_id if action_id else ""
+        head = "Response: Success\r\n%sMessage: Waiting for Event completed.\r\n\r\n" % id_text
+        return head.encode() + b"".join(drained) + ("Event: WaitEventComplete\r\n%s\r\n" % id_text).encode()
+
+    def _finish(self, exchange: _Exchange) -> None:
+        if exchange.finish(self.events):
+            self.authenticated = True
+        self.cond.notify_all()
+
+    def _read_loop(self) -> None:
+        buf = bytearray()
+        banner = True
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                if banner:
+                    newline = buf.find(b"\n")
+                    if newline < 0:
+                        continue
+                    del buf[: newline + 1]
+                    banner = False
+                for packet in _split(buf):
+                    self._route(packet)
+        except OSError as exc:
+            logger.debug("session %s: %s", self.cookie, exc)
+        finally:
+            with self.cond:
+                self.closed = True
+                exchange, self._exchange = self._exchange, None
+                if exchange is not None:
+                    self._finish(exchange)
+                self.cond.notify_all()
+
+    def _route(self, packet: bytes) -> None:
+        with self.cond:
+            exchange = self._exchange
+            if exchange is None:
+                if packet.startswith(b"Event:"):
+                    self.events.append(packet)
+                    self.cond.notify_all()
+            elif packet.startswith(b"Response:") and exchange.sentinel in packet:
+                self._exchange = None
+                self._finish(exchange)
+            else:
+                exchange.packets.append(packet)
+
+    def shutdown(self) -> None:
+        """Close the connection to the fake (the reader ends, waiters wake)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def destroy(self) -> None:
+        """Shut down, join the reader and close the socket."""
+        self.shutdown()
+        if self.thread.ident is not None:
+            self.thread.join(_JOIN_TIMEOUT)
+        with self._action_lock:  # no sendall in progress
+            self.sock.close()
+
+
+def _split(buf: bytearray) -> List[bytes]:
+    """Remove and return the complete packets at the start of ``buf``."""
+    packets: List[bytes] = []
+    while True:
+        if buf.startswith(_FOLLOWS):
+            end = buf.find(_END_COMMAND)
+            size = len(_END_COMMAND)
+        else:
+            end = buf.find(b"\r\n\r\n")
+            size = 4
+        if end < 0:
+            return packets
+        packets.append(bytes(buf[: end + size]))
+        del buf[: end + size]
+
+
+def _cookie_id(headers: Sequence[str]) -> Optional[int]:
+    for header in headers:
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name.strip().lower() == "mansession_id":
+                try:
+                    return int(value.strip().strip('"'), 16)
+                except ValueError:
+                    return None
+    return None
+
+
+def _first(params: Sequence[Tuple[str, str]], name: str) -> str:
+    """The first non-empty value of ``name`` (any case), like Asterisk's lookups for Action."""
+    for key, value in params:
+        if key.lower() == name and value:
+            return value
+    return ""
+
+
+class FakeAJAMServer:
+    """An HTTP server on loopback serving ``/<prefix>/rawman`` like Asterisk 22, backed by ``ami``.
+
+    ``ami`` must be running.  GET query parameters or a POST form become
+    the action's headers (names as sent, repeats kept, at most 128).
+    ``httptimeout`` is the cookie's ``Max-Age`` and the idle lifetime of a
+    logged-in session (5 s for others); ``keep_alive`` closes idle HTTP
+    connections.  Context manager; ``.port``, ``.url``.
+    """
+
+    def __init__(
+        self,
+        ami: "FakeAMIServer",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        prefix: str = "asterisk",
+        *,
+        httptimeout: int = 60,
+        keep_alive: float = 15.0,
+        answer_timeout: float = 30.0,
+    ) -> None:
+        self.ami = ami
+        self.host = host
+        self.prefix = prefix.strip("/")
+        self.httptimeout = httptimeout
+        self.keep_alive = keep_alive
+        self.answer_timeout = answer_timeout
+        self.server_version = "Asterisk/%s" % getattr(ami, "asterisk_version", "22.11.0-rc1")
+        self.rawman_path = "/%s/rawman" % self.prefix if self.prefix else "/rawman"
+        self._port = port
+        self._lock = threading.Lock()
+        self._sessions: Dict[int, _Session] = {}
+        self._all: List[_Session] = []
+        self._connections: Set[socket.socket] = set()
+        self._handlers: Set[threading.Thread] = set()
+        self._httpd: Optional[_HTTPServer] = None
+        self._serve_thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self.requests_handled = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "FakeAJAMServer":
+        """Start listening (no-op if running); return ``self``."""
+        with self._lock:
+            if self._httpd is not None:
+                return self
+            cls = _HTTPServer6 if ":" in self.host else _HTTPServer
+            httpd = cls((self.host, self._port), _Handler)
+            httpd.ajam = self
+            self._port = httpd.server_address[1]
+            self._httpd = httpd
+            self._stopping = False
+            self._serve_thread = threading.Thread(
+                target=httpd.serve_forever, args=(0.05,), name="FakeAJAM-acceptor-%d" % self._port, daemon=True
+            )
+            self._serve_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listener, every HTTP connection and every bridged session; join every thread."""
+        with self._lock:
+            httpd, self._httpd = self._httpd, None
+            if httpd is None:
+                return
+            self._stopping = True
+            sessions, self._all = self._all, []
+            self._sessions.clear()
+            serve_thread = self._serve_thread
+        httpd.shutdown()
+        if serve_thread is not None:
+            serve_thread.join(_JOIN_TIMEOUT)
+        httpd.server_close()
+        for session in sessions:
+            session.shutdown()  # wakes requests waiting for the fake, and WaitEvents
+        with self._lock:
+            for conn in self._connections:
+                _shutdown(conn)  # wakes handlers idle on keep-alive connections
+            handlers = list(self._handlers)
+        for thread in handlers:
+            thread.join(_JOIN_TIMEOUT)
+        for session in sessions:
+            session.destroy()
+
+    def __enter__(self) -> "FakeAJAMServer":
+        return self.start()
+
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The listening port (the requested one before ``start()``)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The manager prefix URL, e.g. ``http://127.0.0.1:8088/asterisk/``."""
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "http://%s:%d/%s" % (host, self._port, self.prefix + "/" if self.prefix else "")
+
+    @property
+    def session_count(self) -> int:
+        """How many HTTP manager sessions are live."""
+        with self._lock:
+            return len(self._sessions)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _handle(self, params: Sequence[Tuple[str, str]], cookies: Sequence[str]) -> Tuple[bytes, str]:
+        """Run one rawman request; return the AMI body and the session's cookie value."""
+        session = self._session_for(_cookie_id(cookies))
+        try:
+            action = _first(params, "action")
+            if action.lower() == "waitevent" and session.authenticated:
+                return session.wait_event(_first(params, "actionid") or None, self._wait_limit(params)), session.cookie
+            lines = ["%s: %s" % (_clean(key), _clean(value)) for key, value in params[:_MAX_PARAMS]]
+            return session.run(action.lower(), lines, self.answer_timeout), session.cookie
+        finally:
+            self._release(session)
+
+    def _wait_limit(self, params: Sequence[Tuple[str, str]]) -> float:
+        limit = max(0, self.httptimeout - 10)
+        try:
+            wanted = int(_first(params, "timeout") or "-1")
+        except ValueError:
+            wanted = -1
+        return float(limit if wanted < 0 or wanted > limit else wanted)
+
+    def _session_for(self, ident: Optional[int]) -> _Session:
+        now = time.monotonic()
+        with self._lock:
+            if self._stopping:
+                raise _Stopping("the server is stopping")
+            expired = [s for s in self._sessions.values() if s.busy == 0 and s.expires <= now]
+            for s in expired:
+                del self._sessions[s.ident]
+                s.destroyed = True
+                self._all.remove(s)
+            session = self._sessions.get(ident) if ident is not None else None
+            if session is not None and not session.closed:
+                session.busy += 1
+        for s in expired:
+            s.destroy()
+        if session is not None and not session.closed:
+            return session
+        return self._new_session()
+
+    def _new_session(self) -> _Session:
+        try:
+            sock = socket.create_connection((self.ami.host, self.ami.port), timeout=5.0)
+        except OSError as exc:
+            raise _Stopping("cannot reach the fake AMI server: %s" % exc) from exc
+        sock.settimeout(None)
+        with self._lock:
+            ident = random.getrandbits(32)
+            while not ident or ident in self._sessions:
+                ident = random.getrandbits(32)
+            session = _Session(ident, sock)
+            if self._stopping:
+                sock.close()
+                raise _Stopping("the server is stopping")
+            session.busy = 1
+            self._sessions[ident] = session
+            self._all.append(session)
+            session.thread.start()
+        return session
+
+    def _release(self, session: _Session) -> None:
+        with self._lock:
+            self.requests_handled += 1
+            session.busy -= 1
+            lifetime = self.httptimeout if session.authenticated else _UNAUTH_LIFETIME
+            session.expires = time.monotonic() + lifetime
+            destroy = session.closed and session.busy == 0 and not session.destroyed
+            if destroy:  # Logoff, failed login or a dropped connection ends the HTTP session
+                session.destroyed = True
+                self._sessions.pop(session.ident, None)
+                if session in self._all:
+                    self._all.remove(session)
+        if destroy:
+            session.destroy()
+
+    def _head(self, cookie: str, length: int) -> bytes:
+        return (
+            "HTTP/1.1 200 OK\r\n"
+            "Server: %s\r\n"
+            "Date: %s\r\n"
+            "Cache-Control: no-cache, no-store\r\n"
+            "Content-type: text/plain\r\n"
+            'Set-Cookie: mansession_id="%s"; Version=1; Max-Age=%d\r\n'
+            "Pragma: SuppressEvents\r\n"
+            "Content-Length: %d\r\n\r\n"
+            % (self.server_version, email.utils.formatdate(usegmt=True), cookie, self.httptimeout, length)
+        ).encode("latin-1")
+
+    def _track(self, thread: threading.Thread, conn: socket.socket) -> bool:
+        with self._lock:
+            if self._stopping:
+                return False
+            self._handlers = {t for t in self._handlers if t.is_alive()}
+            self._handlers.add(thread)
+            self._connections.add(conn)
+            return True
+
+    def _untrack(self, conn: socket.socket, close: Any) -> None:
+        with self._lock:  # stop() never shuts down a closed (and maybe reused) descriptor
+            self._connections.discard(conn)
+            close(conn)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that tracks its connection threads and sockets."""
+
+    daemon_threads = True
+    ajam: FakeAJAMServer
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # HTTPServer's getfqdn() may block on DNS
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), name="FakeAJAM-http", daemon=True
+        )
+        if not self.ajam._track(thread, request):
+            self.shutdown_request(request)
+            return
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        self.ajam._untrack(request, super().shutdown_request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("HTTP connection from %s failed", client_address, exc_info=True)
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``/<prefix>/rawman``; everything else is 404."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.ajam = cast(_HTTPServer, self.server).ajam
+        self.server_version = self.ajam.server_version
+        self.sys_version = ""
+        super().setup()
+        self.connection.settimeout(self.ajam.keep_alive)  # idle keep-alive connections end
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._rawman("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._rawman("HEAD")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._rawman("POST")
+
+    def _rawman(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = url.query
+        if method == "POST":  # Asterisk ignores the query string of a POST
+            try:
+                length = int(self.headers.get("Content-Length") or "0")
+            except ValueError:
+                self.send_error(400)
+                return
+            if length > _MAX_POST:
+                self.send_error(413)
+                return
+            query = self.rfile.read(length).decode("utf-8", "replace")
+        if url.path != self.ajam.rawman_path:
+            self.send_error(404)
+            return
+        params = parse_qsl(query, keep_blank_values=True)
+        try:
+            body, cookie = self.ajam._handle(params, self.headers.get_all("Cookie") or [])
+        except _Stopping as exc:
+            logger.debug("request refused: %s", exc)
+            self.send_error(503)
+            return
+        self.log_request(200, len(body))
+        self.wfile.write(self.ajam._head(cookie, len(body)) + (b"" if method == "HEAD" else body))
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        logger.debug("%s " + format, self.address_string(), *args)
