@@ -55,7 +55,9 @@ class Connection:
         self.last_received = time.monotonic()
         self.closed = False
         self._sock: Optional[socket.socket] = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # held by the one thread writing to the socket
+        self._outbox_lock = threading.Lock()  # guards _outbox, briefly
+        self._outbox: List[bytes] = []
         self._backlog: List[str] = []
         self._close_reason: Optional[BaseException] = None
 
@@ -134,25 +136,48 @@ class Connection:
             self._backlog.extend(self.framer.feed(self._recv(remaining, "a response")))
 
     def send(self, data: bytes, before: Optional[Callable[[], None]] = None) -> None:
-        """Write ``data`` whole, under the write lock; ConnectionLost if the link is down.
+        """Queue ``data`` whole for writing, and write it unless another thread is writing.
 
-        ``before`` runs under the same lock, just before the write, so what
-        it records follows the order of the bytes on the wire.
+        ``before`` runs under the queue lock just before the bytes are
+        queued, so what it records follows the order of the bytes on the
+        wire.  Concurrent senders' bytes are written together in one
+        ``sendall`` (group commit); a thread that finds the writer busy
+        returns at once and the writer sends its bytes.  ConnectionLost if
+        the link is down, or if this thread's write fails.
         """
-        with self._write_lock:
-            sock = self._sock
-            if sock is None or self.closed:
+        with self._outbox_lock:
+            if self._sock is None or self.closed:
                 raise ConnectionLost(f"not connected to {self.address}")
             if before is not None:
                 before()
+            self._outbox.append(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._write_lock.acquire(blocking=False):
             try:
-                sock.sendall(data)
-            except OSError as exc:
-                error = ConnectionLost(f"sending to {self.address} failed: {exc}")
-                self.close(error)
-                raise error from exc
-            self.bytes_out += len(data)
-            self.packets_sent += 1
+                with self._outbox_lock:
+                    chunks, self._outbox = self._outbox, []
+                if chunks:
+                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks))
+            finally:
+                self._write_lock.release()
+            # Bytes queued while we held the lock belong to us: their sender saw the lock taken.
+            if not self._outbox:
+                return
+
+    def _write(self, data: bytes, packets: int) -> None:
+        sock = self._sock
+        if sock is None or self.closed:
+            raise ConnectionLost(f"not connected to {self.address}")
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            error = ConnectionLost(f"sending to {self.address} failed: {exc}")
+            self.close(error)
+            raise error from exc
+        self.bytes_out += len(data)
+        self.packets_sent += packets
 
     def run(
         self,
@@ -222,6 +247,8 @@ class Connection:
         self.closed = True
         sock, self._sock = self._sock, None
         self._write_lock = threading.Lock()
+        self._outbox_lock = threading.Lock()
+        self._outbox = []
         if sock is not None:
             sock.close()  # no shutdown(): the parent's session must live on
 

@@ -284,19 +284,23 @@ def _parse_slow(text: str) -> Packet:
 
 
 _KEY_OK = re.compile(r"[!-9;-~]+\Z")  # printable ASCII without ':' or space
+_valid_names: "set[str]" = set()  # names that passed _KEY_OK: a set lookup is cheaper than the regex
 
 
-def _check(text: str, what: str) -> str:
-    if "\r" in text or "\n" in text:
-        raise ValueError(f"{what} contains CR or LF: {text[:60]!r}")
-    return text
+def _check_name(name: object, what: str) -> str:
+    if name not in _valid_names:
+        if not isinstance(name, str) or not _KEY_OK.match(name):
+            raise ValueError(f"invalid {what}: {name!r}")
+        if len(_valid_names) < 4096:
+            _valid_names.add(name)
+    return name
 
 
 def _render(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 
@@ -308,27 +312,26 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     Raises ``ValueError`` for CR/LF anywhere, an invalid key, a line over
     1022 bytes, or more than 128 lines.
     """
-    lines = [f"Action: {_check(action, 'action name')}"]
-    if not action or not _KEY_OK.match(action):
-        raise ValueError(f"invalid action name: {action!r}")
+    lines = [f"Action: {_check_name(action, 'action name')}"]
     for key, value in headers.items():
-        if not isinstance(key, str) or not _KEY_OK.match(key):
-            raise ValueError(f"invalid header name: {key!r}")
+        _check_name(key, "header name")
         if value is None:
             continue
         if isinstance(value, Mapping):
-            for name, item in value.items():
-                lines.append(f"{key}: {_check(_render(name), key)}={_check(_render(item), key)}")
+            lines.extend(f"{key}: {_render(name)}={_render(item)}" for name, item in value.items())
         elif isinstance(value, (list, tuple)):
-            for item in value:
-                lines.append(f"{key}: {_check(_render(item), key)}")
+            lines.extend(f"{key}: {_render(item)}" for item in value)
         else:
-            lines.append(f"{key}: {_check(_render(value), key)}")
+            lines.append(f"{key}: {_render(value)}")
     if action_id is not None:
-        lines.append(f"ActionID: {_check(action_id, 'ActionID')}")
+        lines.append(f"ActionID: {action_id}")
     if len(lines) > MAX_LINES:
         raise ValueError(f"action has {len(lines)} lines; Asterisk accepts at most {MAX_LINES}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    text = "\r\n".join(lines)
+    if text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1:  # one scan each, not one per value
+        bad = next(line for line in lines if "\r" in line or "\n" in line)
+        raise ValueError(f"{bad.partition(':')[0]} contains CR or LF: {bad[:60]!r}")
+    data = (text + "\r\n\r\n").encode("utf-8")
     if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
         raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")
     return data

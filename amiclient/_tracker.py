@@ -69,13 +69,43 @@ class ActionFuture(Future):  # type: ignore[type-arg]
         self.action = action
         self.action_id = action_id
         self.timeout = timeout
+        # Released once resolved: a C-level wait for result(), cheaper than Condition.wait().
+        self._resolved = threading.Lock()
+        self._resolved.acquire()
+
+    def _signal(self) -> None:
+        try:
+            self._resolved.release()
+        except RuntimeError:  # already signalled
+            pass
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        self._signal()
+
+    def set_exception(self, exception: Optional[BaseException]) -> None:
+        super().set_exception(exception)
+        self._signal()
+
+    def cancel(self) -> bool:
+        cancelled = super().cancel()
+        if cancelled:
+            self._signal()
+        return cancelled
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """The Response; raises the action's error, or ``TimeoutError`` after ``timeout`` seconds."""
+        if self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            self._resolved.release()
+        return super().result(0)
 
     def __repr__(self) -> str:
         return f"<ActionFuture {self.action} {self.action_id} {self._state.lower()}>"
 
 
 class _Pending:
-    __slots__ = ("future", "action_id", "action", "deadline", "response", "items", "completions", "item_completes")
+    __slots__ = ("future", "action_id", "action", "deadline", "response", "items", "completions", "item_completes",
+                 "finished")
 
     def __init__(self, future: ActionFuture, deadline: Optional[float]) -> None:
         self.future = future
@@ -86,6 +116,7 @@ class _Pending:
         self.items: List[Event] = []
         self.completions: FrozenSet[str] = frozenset()
         self.item_completes = False
+        self.finished = False
 
 
 class ActionTracker:
@@ -111,13 +142,15 @@ class ActionTracker:
                 raise ValueError(f"ActionID {future.action_id!r} is already in flight")
             self.pending[future.action_id] = pending
             order = self._order
-            while order and order[0].future.done():
+            while order and order[0].finished:
                 order.popleft()
             order.append(pending)
 
     def discard(self, action_id: str) -> None:
         """Stop tracking an action (its caller gave up)."""
-        self.pending.pop(action_id, None)
+        pending = self.pending.pop(action_id, None)
+        if pending is not None:
+            pending.finished = True
         self.lists.pop(action_id, None)
 
     def on_response(self, response: Response) -> None:
@@ -138,7 +171,7 @@ class ActionTracker:
 
     def _oldest_unanswered(self) -> Optional[_Pending]:
         for pending in self._order:
-            if pending.response is None and not pending.future.done() and pending.action_id in self.pending:
+            if pending.response is None and not pending.finished and pending.action_id in self.pending:
                 return pending
         return None
 
@@ -174,6 +207,7 @@ class ActionTracker:
         return True
 
     def _finish(self, pending: _Pending, response: Optional[Response], complete: Optional[Event] = None) -> None:
+        pending.finished = True
         self.pending.pop(pending.action_id, None)
         self.lists.pop(pending.action_id, None)
         assert response is not None
@@ -181,11 +215,10 @@ class ActionTracker:
             response.events = pending.items
             if complete is not None:
                 response.complete_event = complete
-        if not pending.future.done():
-            try:
-                pending.future.set_result(response)
-            except Exception:  # InvalidStateError: the caller cancelled meanwhile
-                pass
+        try:
+            pending.future.set_result(response)
+        except Exception:  # InvalidStateError: cancelled or timed out meanwhile
+            pass
 
     def expire(self, now: float) -> int:
         """Fail actions whose deadline has passed with ActionTimeout; return how many."""

@@ -134,7 +134,8 @@ class Response(Packet):
     @property
     def status(self) -> str:
         """The ``Response`` header value, e.g. ``"Success"``."""
-        return self.get("Response", "")
+        value = dict.get(self, "Response")
+        return value if value is not None else self.get("Response", "")
 
     @property
     def ok(self) -> bool:
