@@ -21,7 +21,7 @@ from amiclient import (
     ProtocolError,
     Response,
 )
-from amiclient.testing import FakeAMIServer, Fault
+from amiclient.testing import FakeAMIServer, Fault, Recorder
 
 USERS = {"admin": "s3cr3t!"}
 
@@ -42,27 +42,6 @@ def make_client(server: FakeAMIServer, **options: Any) -> AMIClient:
 def client(server: FakeAMIServer) -> Iterator[AMIClient]:
     with make_client(server) as c:
         yield c
-
-
-class Collector:
-    """A listener that records events and lets a test wait for a count."""
-
-    def __init__(self) -> None:
-        self.events: List[Event] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> List[Event]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.events) >= count, timeout), self.events
-            return list(self.events)
-
-    def names(self) -> List[str]:
-        return [e.name for e in self.events]
 
 
 # --------------------------------------------------------------------------- login
@@ -217,7 +196,7 @@ def test_event_list_actions(server: FakeAMIServer, client: AMIClient) -> None:
 
 
 def test_list_items_are_not_listener_events_but_action_id_events_are(server: FakeAMIServer, client: AMIClient) -> None:
-    seen = Collector()
+    seen = Recorder()
     client.add_listener(seen)
     server.hold_calls = True
     client.originate("Local/200@test", application="Wait", data="5", asynchronous=True, ActionID="orig-1")
@@ -230,14 +209,10 @@ def test_list_items_are_not_listener_events_but_action_id_events_are(server: Fak
     client.user_event("Mine", ActionID="ue-1", Foo="bar")
     hangup = client.hangup("/^Local.*;1$/")
     assert [e.name for e in hangup.events] == ["ChannelHungup"]
-    events = seen.wait_for(len(seen.events))
-    deadline = time.monotonic() + 5
-    while not any(e.name == "UserEvent" for e in seen.events) and time.monotonic() < deadline:
-        seen.wait_for(len(seen.events) + 1)
-    user = [e for e in seen.events if e.name == "UserEvent"][0]
+    user = seen.wait_for(1, where=lambda e: e.name == "UserEvent")[0]
     assert user["Foo"] == "bar" and user.action_id == "ue-1"
-    assert not any(e.name in ("CoreShowChannel", "Status", "ChannelHungup", "CoreShowChannelsComplete") for e in events)
-    originate = [e for e in seen.events if e.name == "OriginateResponse"]
+    assert not any(e.name in ("CoreShowChannel", "Status", "ChannelHungup", "CoreShowChannelsComplete") for e in seen.items)
+    originate = seen.wait_for(1, where=lambda e: e.name == "OriginateResponse")
     assert originate and originate[0].action_id == "orig-1" and originate[0]["Response"] == "Success"
 
 
@@ -259,7 +234,7 @@ def test_command_both_formats() -> None:
 
 
 def test_listener_selection_filter_and_order(server: FakeAMIServer, client: AMIClient) -> None:
-    everything, hangups, queue, listed, sales = Collector(), Collector(), Collector(), Collector(), Collector()
+    everything, hangups, queue, listed, sales = Recorder(), Recorder(), Recorder(), Recorder(), Recorder()
     client.add_listener(everything, filter=lambda e: "Seq" in e)  # not FullyBooted from the login
     client.add_listener(hangups, event="Hangup")
     client.add_listener(queue, event="Queue*")
@@ -269,9 +244,9 @@ def test_listener_selection_filter_and_order(server: FakeAMIServer, client: AMIC
         server.emit(name, Channel=f"SIP/{i}", Context="sales" if i % 2 else "other", Seq=str(i))
     everything.wait_for(100)
     hangups.wait_for(40)
-    assert [int(e["seq"]) for e in everything.events] == list(range(100))
-    assert queue.wait_for(40) and set(queue.names()) == {"QueueMemberAdded", "QueueCallerJoin"}
-    assert listed.wait_for(60) and set(listed.names()) == {"Newchannel", "Hangup"}
+    assert [int(e["seq"]) for e in everything.items] == list(range(100))
+    assert queue.wait_for(40) and {e.name for e in queue.items} == {"QueueMemberAdded", "QueueCallerJoin"}
+    assert listed.wait_for(60) and {e.name for e in listed.items} == {"Newchannel", "Hangup"}
     assert all(e["Context"] == "sales" for e in sales.wait_for(50))
 
 
@@ -280,7 +255,7 @@ def test_raising_listener_is_logged_and_others_still_run(server: FakeAMIServer, 
     def broken(event: Event) -> None:
         raise RuntimeError("listener bug")
 
-    good = Collector()
+    good = Recorder()
     client.add_listener(broken, event="Hangup")
     client.add_listener(good, event="Hangup")
     for _ in range(3):
@@ -343,7 +318,7 @@ def test_close_from_inside_a_listener(server: FakeAMIServer) -> None:
 
 
 def test_utf8_split_across_reads_arrives_intact(server: FakeAMIServer, client: AMIClient) -> None:
-    seen = Collector()
+    seen = Recorder()
     client.add_listener(seen, event="UserEvent")
     server.set_fault(Fault.DRIP)
     server.emit("UserEvent", UserEvent="Name", Name="café ☎ Zoë")

@@ -22,7 +22,7 @@ from amiclient import (
     StateChange,
 )
 from amiclient.shared import close_shared_client, options_from_env, shared_client
-from amiclient.testing import FakeAMIServer, Fault
+from amiclient.testing import FakeAMIServer, Fault, Recorder
 
 USERS = {"admin": "s3cr3t!"}
 FAST = Backoff(base=0.02, factor=2.0, cap=0.2, jitter=0.5)
@@ -34,26 +34,14 @@ def server() -> Iterator[FakeAMIServer]:
         yield srv
 
 
-class States:
+class States(Recorder[StateChange]):
     """Records state changes; lets a test wait for one."""
 
-    def __init__(self) -> None:
-        self.changes: List[StateChange] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, change: StateChange) -> None:
-        with self.cond:
-            self.changes.append(change)
-            self.cond.notify_all()
-
-    def wait_for(self, state: ConnectionState, count: int = 1, timeout: float = 10.0) -> StateChange:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.of(state)) >= count, timeout)
-            assert ok, f"no {state} after {[c.state.value for c in self.changes]}"
-            return self.of(state)[count - 1]
+    def reached(self, state: ConnectionState, count: int = 1, timeout: float = 10.0) -> StateChange:
+        return self.wait_for(count, lambda change: change.state == state, timeout)[count - 1]
 
     def of(self, state: ConnectionState) -> List[StateChange]:
-        return [c for c in self.changes if c.state == state]
+        return [change for change in self.items if change.state == state]
 
 
 def connect(server: FakeAMIServer, states: States, **options: Any) -> AMIClient:
@@ -86,8 +74,8 @@ def test_reconnect_reapplies_mask_and_filters_and_keeps_listeners(server: FakeAM
         client.set_events("call")
         client.add_filter("Event: Hangup")
         server.drop_all()
-        states.wait_for(ConnectionState.DISCONNECTED)
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.DISCONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.wait_connected(5) and client.stats.reconnects == 1
         session = [s for s in server.sessions if s.authenticated][-1]
         assert session.event_mask and session.filters
@@ -99,7 +87,7 @@ def test_reconnect_reapplies_mask_and_filters_and_keeps_listeners(server: FakeAM
         assert client.ping().ok
         assert [e["Channel"] for e in hangups] == ["SIP/1"]
         assert_counts_add_up(client)
-    states.wait_for(ConnectionState.CLOSED)
+    states.reached(ConnectionState.CLOSED)
 
 
 def test_in_flight_actions_fail_and_are_never_resent(server: FakeAMIServer) -> None:
@@ -112,7 +100,7 @@ def test_in_flight_actions_fail_and_are_never_resent(server: FakeAMIServer) -> N
         server.drop_all()
         with pytest.raises(ConnectionLost):
             future.result(5)
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.ping().ok
         originates = [p for p in server.received_actions if p.get("Action") == "Originate"]
         assert len(originates) == 1
@@ -122,10 +110,10 @@ def test_actions_wait_for_the_link_while_reconnecting(server: FakeAMIServer) -> 
     states = States()
     with connect(server, states, backoff=Backoff(base=0.3, cap=0.3, jitter=0)) as client:
         server.drop_all()
-        states.wait_for(ConnectionState.RECONNECTING)
+        states.reached(ConnectionState.RECONNECTING)
         assert client.action("Ping", timeout=5).ok  # waits for the reconnect, then runs
         server.stop()
-        states.wait_for(ConnectionState.RECONNECTING, count=2)
+        states.reached(ConnectionState.RECONNECTING, count=2)
         started = time.monotonic()
         with pytest.raises(ConnectionLost):
             client.action("Ping", timeout=0.2)
@@ -137,13 +125,13 @@ def test_changed_password_retries_with_backoff_and_reports(server: FakeAMIServer
     with connect(server, states) as client:
         server.set_fault(Fault.REFUSE_LOGIN)
         server.drop_all()
-        failed = states.wait_for(ConnectionState.RECONNECT_FAILED, count=3)
+        failed = states.reached(ConnectionState.RECONNECT_FAILED, count=3)
         assert isinstance(failed.reason, AuthenticationError)
         attempts = states.of(ConnectionState.RECONNECTING)
         assert [a.attempt for a in attempts[:3]] == [1, 2, 3]
         assert attempts[2].delay >= attempts[0].delay * 0.5  # growing, never a tight loop
         server.clear_faults()
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.ping().ok
 
 
@@ -151,10 +139,10 @@ def test_keepalive_detects_a_silent_peer(server: FakeAMIServer) -> None:
     states = States()
     with connect(server, states, keepalive=0.2, ping_timeout=0.3) as client:
         server.set_fault(Fault.NO_ANSWER)
-        lost = states.wait_for(ConnectionState.DISCONNECTED, timeout=5)
+        lost = states.reached(ConnectionState.DISCONNECTED, timeout=5)
         assert "keepalive" in str(lost.reason)
         server.clear_faults()
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.ping().ok
 
 
@@ -179,7 +167,7 @@ def test_fault_fails_the_caller_then_the_client_recovers(server: FakeAMIServer, 
         with pytest.raises(error):
             client.action("Ping", timeout=5)
         assert time.monotonic() - started < 5
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         client.user_event("AfterFault")
         assert seen.wait(5)
         assert [s.filters for s in server.sessions if s.authenticated][-1]
@@ -198,12 +186,12 @@ def test_stall_and_delayed_login_time_out_then_recover(server: FakeAMIServer) ->
     with connect(server, states, connect_timeout=0.3, timeout=0.5) as client:
         server.set_fault(Fault.DELAY_LOGIN, delay=2.0)
         server.drop_all()
-        failed = states.wait_for(ConnectionState.RECONNECT_FAILED)
+        failed = states.reached(ConnectionState.RECONNECT_FAILED)
         assert "no answer" in str(failed.reason)
         server.set_fault(Fault.STALL, times=1)
-        states.wait_for(ConnectionState.RECONNECT_FAILED, count=2)
+        states.reached(ConnectionState.RECONNECT_FAILED, count=2)
         server.clear_faults()
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.ping().ok
 
 
@@ -211,7 +199,7 @@ def test_server_restart_on_same_port(server: FakeAMIServer) -> None:
     states = States()
     with connect(server, states) as client:
         server.restart()
-        states.wait_for(ConnectionState.RECONNECTED)
+        states.reached(ConnectionState.RECONNECTED)
         assert client.ping().ok and client.stats.reconnects == 1
 
 
@@ -219,7 +207,7 @@ def test_close_during_backoff_is_prompt_and_joins(server: FakeAMIServer) -> None
     states = States()
     client = connect(server, states, backoff=Backoff(base=30, cap=30, jitter=0))
     server.stop()
-    states.wait_for(ConnectionState.RECONNECTING)
+    states.reached(ConnectionState.RECONNECTING)
     started = time.monotonic()
     client.close()
     assert time.monotonic() - started < 1.0
@@ -246,7 +234,7 @@ def test_no_reconnect_fails_fast(server: FakeAMIServer) -> None:
     states = States()
     with connect(server, states, reconnect=False) as client:
         server.drop_all()
-        states.wait_for(ConnectionState.DISCONNECTED)
+        states.reached(ConnectionState.DISCONNECTED)
         with pytest.raises(ConnectionLost):
             client.action("Ping")
         assert not states.of(ConnectionState.RECONNECTING)
@@ -345,7 +333,7 @@ def test_soak_events_and_actions_across_forced_reconnects(server: FakeAMIServer)
                 for i in range(40_000):
                     server.emit("Newchannel", Channel=f"SIP/{burst}-{i}", Uniqueid=f"{burst}.{i}")
                 server.drop_all()
-                states.wait_for(ConnectionState.RECONNECTED, count=burst + 1, timeout=30)
+                states.reached(ConnectionState.RECONNECTED, count=burst + 1, timeout=30)
 
         with concurrent.futures.ThreadPoolExecutor(17) as pool:
             jobs = [pool.submit(worker, n) for n in range(16)] + [pool.submit(flood)]

@@ -1,14 +1,13 @@
 """Recorded Asterisk 22 and 13 sessions replayed byte for byte to the real client."""
 from __future__ import annotations
 
-import threading
 from typing import Any, Dict, List, Tuple
 
 import pytest
 
 from amiclient import ActionError, AMIClient, AMIError, AuthenticationError, Event, Response
 from amiclient._protocol import Framer, parse_packet
-from amiclient.testing import ReplayServer
+from amiclient.testing import Recorder, ReplayServer
 
 from .conftest import load_chunks
 
@@ -64,29 +63,13 @@ def expected(chunks: List[Dict[str, str]]) -> Tuple[Dict[str, Response], List[Ev
     return responses, events
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: List[Event] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, count: int) -> List[Event]:
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.events) >= count, 5.0)
-            return list(self.events)
-
-
 @pytest.mark.parametrize("recording", ["asterisk-22/session.json", "asterisk-13/session.json"])
 def test_full_session_replays_through_the_client(recording: str) -> None:
     chunks = load_chunks(recording)
     want_responses, want_events = expected(chunks)
     actions = client_actions(chunks)
     assert [dict(a).get("Action") for a in actions[:2]] == ["Challenge", "Login"]
-    recorder = Recorder()
+    recorder: Recorder[Event] = Recorder()
     with ReplayServer(chunks) as server:
         client = AMIClient("127.0.0.1", server.port, "admin", SECRET, auth="md5", reconnect=False, timeout=5)
         client.add_listener(recorder)
@@ -134,7 +117,7 @@ def test_reader_without_permission_gets_action_errors() -> None:
 @pytest.mark.parametrize("session", ["events_off_login", "filtered_user"])
 def test_login_variants_replay(session: str) -> None:
     chunks = load_chunks("asterisk-22/errors.json", session)
-    recorder = Recorder()
+    recorder: Recorder[Event] = Recorder()
     want_responses, want_events = expected(chunks)
     user = "filtered" if session == "filtered_user" else "admin"
     with ReplayServer(chunks) as server:

@@ -14,6 +14,7 @@ from ._calls import Channel
 from ._events import CLASSES, Event, EventFilter, FilterError
 from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
 from ._http import FakeAJAMServer
+from ._recorder import Recorder
 from ._replay import ReplayServer, load_recording
 from ._server import FakeAMIServer, User
 from ._session import Session
@@ -36,6 +37,7 @@ __all__ = [
     "HandlerResult",
     "Packet",
     "PacketParser",
+    "Recorder",
     "ReplayServer",
     "Session",
     "TLSFront",
