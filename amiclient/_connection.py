@@ -20,11 +20,15 @@ from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_pack
 from .exceptions import AMIConnectionError, ConnectionLost, ProtocolError
 from .packet import Response
 
-__all__ = ["Connection", "RECV_SIZE"]
+__all__ = ["Connection", "NotSent", "RECV_SIZE"]
 
 log = logging.getLogger("amiclient.connection")
 
 RECV_SIZE = 65536  # below glibc's mmap threshold: no mmap/munmap per recv
+
+
+class NotSent(ConnectionLost):
+    """The link was down before any byte of the data was queued: sending it elsewhere is safe."""
 
 
 class Connection:
@@ -142,14 +146,20 @@ class Connection:
         queued, so what it records follows the order of the bytes on the
         wire.  Concurrent senders' bytes are written together in one
         ``sendall`` (group commit); a thread that finds the writer busy
-        returns at once and the writer sends its bytes.  ConnectionLost if
-        the link is down, or if this thread's write fails.
+        returns at once and the writer sends its bytes.  NotSent if the
+        link was down (or ``before`` raised ConnectionLost): nothing was
+        queued.  ConnectionLost if this thread's write failed.
         """
         with self._outbox_lock:
             if self._sock is None or self.closed:
-                raise ConnectionLost(f"not connected to {self.address}")
+                raise NotSent(f"not connected to {self.address}")
             if before is not None:
-                before()
+                try:
+                    before()
+                except NotSent:
+                    raise
+                except ConnectionLost as exc:
+                    raise NotSent(str(exc)) from exc
             self._outbox.append(data)
         self._flush()
 

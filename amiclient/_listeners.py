@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Pattern, Tuple, Union, cast
 
-from ._protocol import parse_event
+from ._protocol import EventShapes
 from .packet import Event
 
 __all__ = ["ListenerHandle", "ListenerRegistry", "Dispatcher", "EventSpec", "OVERFLOW_POLICIES"]
@@ -167,6 +167,7 @@ class Dispatcher:
         self._abandon = False
         self._warned = False
         self._thread: Optional[threading.Thread] = None
+        self._shapes = EventShapes()  # used by the dispatcher thread only
 
     @property
     def depth(self) -> int:
@@ -288,6 +289,7 @@ class Dispatcher:
                     log.exception("%s: a callback raised", self.name)
                 continue
             cache = registry.snapshot_cache()
+            parse = self._shapes.parse
             counted = 0  # events of this batch already added to self.dispatched
             for index, item in enumerate(batch):
                 if item.__class__ is str:
@@ -303,7 +305,7 @@ class Dispatcher:
                     listeners = registry.match(name)
                 if listeners:
                     if event is None:
-                        event = parse_event(text)
+                        event = parse(name, text)
                     for handle in listeners:
                         try:
                             if handle.filter is None or handle.filter(event):

@@ -46,6 +46,7 @@ __all__ = [
     "HeaderValue",
     "parse_packet",
     "parse_event",
+    "EventShapes",
     "serialize_action",
     "parse_banner",
     "split_action",
@@ -281,6 +282,54 @@ def _parse_slow(text: str) -> Packet:
     if first == "response":
         return Response.from_pairs(pairs)
     raise ProtocolError(f"malformed packet: {text[:80]!r}")
+
+
+class EventShapes:
+    """Parses events whose header layout was seen before with one compiled regex.
+
+    Asterisk sends each kind of event with the same headers in the same
+    order.  After an event is parsed the ordinary way, its layout (the
+    tuple of keys) is compiled into a pattern ``Key1: (value)\r\nKey2:
+    (value)...``; later events of that layout are matched whole, in C,
+    and their values read from the groups.  A full match guarantees the
+    same result as :func:`parse_event`; anything else takes that path.
+    Bounded: a few layouts per event name, a few hundred names.  One
+    instance per thread (it is not locked).
+    """
+
+    MAX_LAYOUTS_PER_NAME = 4
+    MAX_LEARNED_PER_NAME = 16  # a name whose layout keeps changing stops learning
+    MAX_NAMES = 512
+
+    def __init__(self) -> None:
+        self._layouts: Dict[str, List[Tuple[Tuple[str, ...], "re.Pattern[str]"]]] = {}
+        self._learned: Dict[str, int] = {}
+
+    def parse(self, name: str, text: str) -> Event:
+        """The event in ``text`` (which starts with ``Event: <name>``)."""
+        layouts = self._layouts.get(name)
+        if layouts is not None:
+            for keys, pattern in layouts:
+                match = pattern.fullmatch(text)
+                if match is not None:
+                    return Event(zip(keys, match.groups()))
+        event = _parse_fast(Event, text)
+        if event is None:
+            return cast(Event, _parse_slow(text))
+        self._learn(name, tuple(dict.keys(event)))
+        return event
+
+    def _learn(self, name: str, keys: Tuple[str, ...]) -> None:
+        if any(known == keys for known, _ in self._layouts.get(name, ())):
+            return  # a value the pattern does not take (a lone CR): nothing to learn
+        learned = self._learned.get(name, 0)
+        if learned >= self.MAX_LEARNED_PER_NAME or (not learned and len(self._learned) >= self.MAX_NAMES):
+            return
+        self._learned[name] = learned + 1
+        pattern = re.compile("\r\n".join(f"{re.escape(key)}: ([^\r\n]*)" for key in keys))
+        layouts = self._layouts.setdefault(name, [])
+        layouts.insert(0, (keys, pattern))
+        del layouts[self.MAX_LAYOUTS_PER_NAME:]
 
 
 _KEY_OK = re.compile(r"[!-9;-~]+\Z")  # printable ASCII without ':' or space

@@ -27,7 +27,7 @@ import weakref
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._connection import Connection
+from ._connection import Connection, NotSent
 from ._handshake import Handshake
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, parse_packet, pop_action_id, serialize_action, split_action
@@ -136,6 +136,7 @@ class AMIClient(ActionHelpers):
 
     def _init_runtime(self) -> None:
         self._lock = threading.RLock()
+        self._link_changed = threading.Condition(self._lock)  # notified when _link is set or cleared
         self._link: Optional[Tuple[Connection, ActionTracker]] = None
         self._opening: Optional[Connection] = None
         self._connected = threading.Event()
@@ -173,6 +174,7 @@ class AMIClient(ActionHelpers):
                 return
             self._closed = True
             self._closing.set()
+            self._link_changed.notify_all()
             link, opening, io_thread = self._link, self._opening, self._io_thread
         current = threading.current_thread()
         if link is not None and not link[0].closed:
@@ -253,6 +255,7 @@ class AMIClient(ActionHelpers):
             self._link = (conn, tracker)
             self._keepalive_future = None
             self._connected.set()
+            self._link_changed.notify_all()
         self._emit(StateChange(state))
         return True
 
@@ -280,6 +283,7 @@ class AMIClient(ActionHelpers):
             if self._link is not None and self._link[0] is conn:
                 self._link = None
             self._connected.clear()
+            self._link_changed.notify_all()
             history = self._history
             history["bytes_in"] += conn.bytes_in
             history["bytes_out"] += conn.bytes_out
@@ -360,7 +364,8 @@ class AMIClient(ActionHelpers):
                 return
         if now - conn.last_received >= self.keepalive:
             self._keepalive_sent = now
-            self._keepalive_future = self._send_on((conn, tracker), "Ping", {}, self._next_action_id(), self.ping_timeout)
+            self._keepalive_future = self._send_on(
+                (conn, tracker), "Ping", {}, self._next_action_id(), self.ping_timeout, wait_for_link=False)
 
     # ------------------------------------------------------------------ actions
 
@@ -396,17 +401,31 @@ class AMIClient(ActionHelpers):
     def _send_on(
         self, link: Tuple[Connection, ActionTracker], name: str,
         data: Union[bytes, Mapping[str, HeaderValue]], action_id: str, timeout: Optional[float],
+        wait_for_link: bool = True,
     ) -> ActionFuture:
         if not isinstance(data, bytes):
             data = serialize_action(name, data, action_id)
-        conn, tracker = link
         future = ActionFuture(name, action_id, timeout)
-        try:
-            conn.send(data, functools.partial(tracker.add, future))
-        except ConnectionLost as exc:  # from add (link ended) or from the write
-            tracker.discard(action_id)
-            fail(future, exc)
-        return future
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            conn, tracker = link
+            try:
+                conn.send(data, functools.partial(tracker.add, future))
+                return future
+            except NotSent as exc:  # the link died first: nothing went out, so wait for the next one
+                tracker.discard(action_id)
+                if not (wait_for_link and self.reconnect) or self._closing.is_set():
+                    fail(future, exc)
+                    return future
+                try:
+                    link = self._wait_link(None if deadline is None else deadline - time.monotonic(), stale=conn)
+                except AMIError as error:
+                    fail(future, error)
+                    return future
+            except ConnectionLost as exc:  # the write failed: the action may be half sent, never resend it
+                tracker.discard(action_id)
+                fail(future, exc)
+                return future
 
     def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
         timeout = self.timeout
@@ -417,9 +436,12 @@ class AMIClient(ActionHelpers):
                 pass
         return timeout
 
-    def _wait_link(self, timeout: Optional[float]) -> Tuple[Connection, ActionTracker]:
+    def _wait_link(
+        self, timeout: Optional[float], stale: Optional[Connection] = None
+    ) -> Tuple[Connection, ActionTracker]:
+        """The live link, waiting up to ``timeout`` while the client reconnects (never returns ``stale``)."""
         link = self._link
-        if link is not None:
+        if link is not None and link[0] is not stale:
             return link
         if self._closed:
             raise ClientClosed("the client is closed")
@@ -427,14 +449,20 @@ class AMIClient(ActionHelpers):
             if not self.lazy:
                 raise AMIConnectionError("not connected: call connect() first")
             self.connect()
-        elif not self.reconnect and not self._connected.is_set():
-            raise ConnectionLost(f"not connected to {self.address} (reconnect is off)")
-        if not self._connected.wait(timeout):
-            raise ConnectionLost(f"not connected to {self.address} within {timeout} s")
-        link = self._link
-        if link is None:
-            raise ClientClosed("the client is closed") if self._closed else ConnectionLost("connection lost again")
-        return link
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._link_changed:
+            while True:
+                link = self._link
+                if link is not None and link[0] is not stale:
+                    return link
+                if self._closed:
+                    raise ClientClosed("the client is closed")
+                if not self.reconnect:
+                    raise ConnectionLost(f"not connected to {self.address} (reconnect is off)")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ConnectionLost(f"not connected to {self.address} within {timeout:g} s")
+                self._link_changed.wait(remaining)
 
     def action(
         self,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amiclient import Event, ProtocolError, Response
-from amiclient._protocol import Framer, parse_packet, serialize_action
+from amiclient._protocol import EventShapes, Framer, parse_event, parse_packet, serialize_action
 from amiclient.packet import Packet
 
 from .conftest import load_chunks
@@ -222,3 +222,35 @@ def test_arbitrary_bytes_never_crash_the_framer(data: bytes, sizes: List[int]) -
             pos += size
     except ProtocolError:
         pass
+
+
+tricky_values = st.lists(st.sampled_from(list("ab \n\t:é☎\r") + [": "]), max_size=12).map(
+    lambda parts: "".join(parts).replace("\r\n", "").rstrip("\r"))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.lists(tricky_values, min_size=3, max_size=3),
+                          st.booleans()), min_size=1, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_shape_parser_agrees_with_the_plain_parser(events: List[tuple]) -> None:
+    layouts = {"A": ["Privilege", "Channel", "Uniqueid"], "B": ["Channel", "Channel", "X"], "C": ["k", "K", "v"]}
+    shapes = EventShapes()
+    for name, values, odd_line in events:
+        lines = [f"Event: {name}"] + [f"{key}: {value}" for key, value in zip(layouts[name], values)]
+        if odd_line:
+            lines.insert(2, "nocolon:line" if name == "A" else "no colon")
+        text = "\r\n".join(lines)
+        if "\r\r" in text or text.endswith("\r"):
+            continue
+        expected, got = parse_event(text), shapes.parse(name, text)
+        assert dict(got) == dict(expected) and type(got) is type(expected)
+        for key in ("Channel", "k", "v", "Uniqueid", "nocolon"):
+            assert got.getlist(key) == expected.getlist(key)
+
+
+def test_shape_parser_learns_boundedly() -> None:
+    shapes = EventShapes()
+    for layout in range(40):  # a name whose layout keeps changing
+        text = "Event: Odd\r\n" + "\r\n".join(f"K{layout}x{i}: v" for i in range(3))
+        assert shapes.parse("Odd", text)[f"K{layout}x0"] == "v"
+    assert len(shapes._layouts["Odd"]) <= EventShapes.MAX_LAYOUTS_PER_NAME
+    assert shapes._learned["Odd"] == EventShapes.MAX_LEARNED_PER_NAME

@@ -340,7 +340,8 @@ def test_soak_events_and_actions_across_forced_reconnects(server: FakeAMIServer)
             for job in jobs:
                 job.result(timeout=110)
         assert len(outcomes) == 20_000 and set(outcomes) <= {"ok", "lost"}
-        assert outcomes.count("ok") > 10_000
+        # Only actions in flight when a link drops fail (one per thread at most); the rest wait for the next link.
+        assert outcomes.count("lost") <= 16 * 5
         assert client.stats.reconnects == 5
         wait_until(lambda: client.stats.events_queued == 0, timeout=30)
         assert_counts_add_up(client)
