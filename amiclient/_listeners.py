@@ -140,7 +140,7 @@ class Dispatcher:
         self,
         registry: ListenerRegistry,
         *,
-        max_events: int = 1_000_000,
+        max_events: int = 500_000,
         overflow: str = "drop_oldest",
         backlog_warning: int = 10_000,
         name: str = "amiclient-dispatch",

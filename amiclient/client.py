@@ -89,7 +89,7 @@ class AMIClient(ActionHelpers):
         backoff: Optional[Backoff] = None,
         keepalive: float = 30.0,
         ping_timeout: Optional[float] = None,
-        event_queue_size: int = 1_000_000,
+        event_queue_size: int = 500_000,
         overflow: str = "drop_oldest",
         backlog_warning: int = 10_000,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 __all__ = ["ConnectionState", "StateChange", "ClientStats"]
 
@@ -30,8 +30,12 @@ class StateChange:
 
 
 @dataclass(frozen=True)
-class ClientStats:
-    """Counters since the client was created; ``received == dispatched + dropped + queued``."""
+class ClientStats(Mapping[str, Any]):
+    """Counters since the client was created; ``received == dispatched + dropped + queued``.
+
+    Read as attributes (``stats.events_dropped``) or as a read-only mapping
+    (``stats["events_dropped"]``, ``dict(stats)``).
+    """
 
     events_received: int
     events_dispatched: int
@@ -48,8 +52,19 @@ class ClientStats:
     connected: bool
 
     def __getitem__(self, key: str) -> Any:
+        if key not in _STAT_NAMES:
+            raise KeyError(key)
         return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STAT_NAMES)
+
+    def __len__(self) -> int:
+        return len(_STAT_NAMES)
 
     def as_dict(self) -> Dict[str, Any]:
         """The counters as a plain dict."""
         return asdict(self)
+
+
+_STAT_NAMES = tuple(field.name for field in fields(ClientStats))
