@@ -10,8 +10,11 @@ Threads (both started by :meth:`AMIClient.connect`, both joined by
 * the **dispatcher thread** runs listeners and state callbacks, in order.
 
 Any thread may send: an action is serialised first (bad input raises
-``ValueError`` before anything is registered or sent), registered, then
-written whole under the connection's write lock.
+``ValueError`` before anything is registered or sent), registered in wire
+order, then written whole; concurrent senders' actions share one
+``sendall``.  An action that could not be written because the link was
+already down waits for the next link (up to its timeout); one that may have
+been written is never sent again.
 """
 from __future__ import annotations
 
