@@ -1630,6 +1630,9 @@ def render(runner: Runner, seconds: float) -> str:
         lines += ["", "## amiclient `client.stats` at the end of each scenario", ""]
         for k, s in st:
             lines.append("- %s: `%s`" % (k, json.dumps(s, sort_keys=True)))
+    analysis = HERE / "ANALYSIS.md"  # hand-written profile notes behind the verdicts
+    if analysis.exists():
+        lines += ["", analysis.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
 
 
