@@ -292,7 +292,7 @@ class Dispatcher:
             parse = self._shapes.parse
             counted = 0  # events of this batch already added to self.dispatched
             for index, item in enumerate(batch):
-                if item.__class__ is str:
+                if isinstance(item, str):
                     text = item
                     end = text.find("\r\n")
                     name = text[7:end] if end >= 0 else text[7:]

@@ -337,11 +337,10 @@ _valid_names: "set[str]" = set()  # names that passed _KEY_OK: a set lookup is c
 
 
 def _check_name(name: object, what: str) -> str:
-    if name not in _valid_names:
-        if not isinstance(name, str) or not _KEY_OK.match(name):
-            raise ValueError(f"invalid {what}: {name!r}")
-        if len(_valid_names) < 4096:
-            _valid_names.add(name)
+    if not isinstance(name, str) or (name not in _valid_names and not _KEY_OK.match(name)):
+        raise ValueError(f"invalid {what}: {name!r}")
+    if len(_valid_names) < 4096:
+        _valid_names.add(name)
     return name
 
 

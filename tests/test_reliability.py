@@ -271,6 +271,7 @@ def test_bounded_queue_drops_and_counts(server: FakeAMIServer, policy: str, capl
         assert len(warnings) == 1
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_child_reconnects_and_parent_keeps_its_session(server: FakeAMIServer) -> None:
     states = States()
     with connect(server, states) as client:
