@@ -5,8 +5,8 @@
     from amiclient import AMIClient
 
     with AMIClient("127.0.0.1", 5038, "admin", "secret") as client:
-        print(client.command("core show uptime"))
-        client.add_listener(print, event="Hangup")
+        uptime = client.command("core show uptime")
+        client.add_listener(on_hangup, event="Hangup")
 """
 from ._listeners import ListenerHandle
 from ._tracker import ActionFuture

@@ -130,7 +130,8 @@ class ListenerRegistry:
         return found
 
 
-QueueItem = Union[str, Event, Callable[[], Any]]
+EventItem = Union[str, Event]  # an event as packet text (parsed only if a listener wants it) or parsed
+QueueItem = Union[EventItem, Callable[[], Any]]
 
 
 class Dispatcher:
@@ -187,7 +188,7 @@ class Dispatcher:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
-    def put_events(self, events: List[QueueItem]) -> None:
+    def put_events(self, events: List[EventItem]) -> None:
         """Queue a batch of events (packet texts or Event objects); never blocks."""
         count = len(events)
         with self._lock:
@@ -196,7 +197,7 @@ class Dispatcher:
             if count > room:
                 events = self._make_room(events, room)
             if events:
-                self._queue.append(events)
+                self._queue.append(cast(List[QueueItem], events))
             depth = self.depth
             if depth > self.high_water:
                 self.high_water = depth
@@ -209,7 +210,7 @@ class Dispatcher:
         elif self._warned and depth < self.backlog_warning // 2:
             self._warned = False
 
-    def _make_room(self, events: List[QueueItem], room: int) -> List[QueueItem]:
+    def _make_room(self, events: List[EventItem], room: int) -> List[EventItem]:
         """Apply the overflow policy; the caller holds the lock and already counted ``events``.
 
         A queued batch is either all events or one ``call_soon`` callable.

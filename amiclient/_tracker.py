@@ -25,9 +25,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Deque, Dict, FrozenSet, List, Optional
+from typing import Any, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
 from .exceptions import ActionTimeout, AMIError, ConnectionLost
+from ._protocol import parse_event, parse_packet
 from .packet import Event, Response
 
 __all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS"]
@@ -152,6 +153,33 @@ class ActionTracker:
         if pending is not None:
             pending.finished = True
         self.lists.pop(action_id, None)
+
+    def route(self, texts: List[str]) -> List[Union[str, Event]]:
+        """Resolve actions from a batch of packet texts; return the rest: events for listeners.
+
+        Events go on as unparsed text unless a list is in progress and they
+        may be its items.  Raises ProtocolError for a packet that is neither
+        a response nor an event.
+        """
+        events: List[Union[str, Event]] = []
+        lists = self.lists
+        for text in texts:
+            if text.startswith("Event: "):
+                if lists and "ActionID: " in text:
+                    event = parse_event(text)
+                    if not self.on_list_event(event):
+                        events.append(event)
+                else:
+                    events.append(text)
+            elif text.startswith("Response: "):
+                self.on_response(cast(Response, parse_packet(text)))
+            elif text:
+                packet = parse_packet(text)
+                if isinstance(packet, Response):
+                    self.on_response(packet)
+                elif not (lists and self.on_list_event(cast(Event, packet))):
+                    events.append(cast(Event, packet))
+        return events
 
     def on_response(self, response: Response) -> None:
         """Resolve the action this response answers (the reader calls this)."""

@@ -33,18 +33,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar,
 from ._connection import Connection, NotSent
 from ._handshake import Handshake
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
-from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, parse_packet, pop_action_id, serialize_action, split_action
+from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, pop_action_id, serialize_action, split_action
 from ._tracker import ActionFuture, ActionTracker, fail
 from .actions import ActionHelpers
-from .exceptions import (
-    ActionError,
-    ActionTimeout,
-    AMIConnectionError,
-    AMIError,
-    AuthenticationError,
-    ClientClosed,
-    ConnectionLost,
-)
+from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, AuthenticationError, ClientClosed, ConnectionLost
 from .packet import Event, Response
 from .retry import Backoff
 from .state import ClientStats, ConnectionState, StateChange
@@ -325,26 +317,9 @@ class AMIClient(ActionHelpers):
     # ------------------------------------------------------------------ reader side
 
     def _on_packets(self, tracker: ActionTracker, texts: List[str]) -> None:
-        events: List[Union[str, Event]] = []
-        lists = tracker.lists
-        for text in texts:
-            if text.startswith("Event: "):
-                if lists and "ActionID: " in text:
-                    event = parse_packet(text)
-                    if not tracker.on_list_event(event):  # type: ignore[arg-type]
-                        events.append(event)  # type: ignore[arg-type]
-                else:
-                    events.append(text)
-            elif text.startswith("Response: "):
-                tracker.on_response(parse_packet(text))  # type: ignore[arg-type]
-            elif text:
-                packet = parse_packet(text)  # ProtocolError on garbage ends the connection
-                if isinstance(packet, Response):
-                    tracker.on_response(packet)
-                elif not (lists and isinstance(packet, Event) and tracker.on_list_event(packet)):
-                    events.append(packet)  # type: ignore[arg-type]
+        events = tracker.route(texts)
         if events:
-            self._dispatcher.put_events(events)  # type: ignore[arg-type]
+            self._dispatcher.put_events(events)
         if tracker.pending:
             now = time.monotonic()
             if now >= self._next_sweep:

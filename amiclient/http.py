@@ -9,9 +9,8 @@ delivered only through :meth:`AJAMClient.wait_event` (``WaitEvent``).
 ::
 
     with AJAMClient("http://127.0.0.1:8088/asterisk/", "admin", "secret") as ajam:
-        print(ajam.command("core show uptime"))
-        for event in ajam.wait_event(timeout=20):
-            print(event.name)
+        uptime = ajam.command("core show uptime")
+        events = ajam.wait_event(timeout=20)
 """
 from __future__ import annotations
 
