@@ -393,3 +393,35 @@ def test_oversized_packet_fails_pending_with_protocol_error(server: FakeAMIServe
         server.emit_raw(b"Event: Huge\r\nData: " + b"x" * 200_000)
         with pytest.raises(ProtocolError, match="max_packet_size"):
             fut.result(5)
+
+
+def test_pre_13_2_lists_without_event_list_headers(server: FakeAMIServer, client: AMIClient) -> None:
+    """Asterisk before 13.2 starts some lists with '... will follow' and no EventList header."""
+    def legacy_status(session: Any, packet: Any) -> bytes:
+        action_id = packet.get("ActionID")
+        return (f"Response: Success\r\nActionID: {action_id}\r\nMessage: Channel status will follow\r\n\r\n"
+                f"Event: Status\r\nPrivilege: Call\r\nChannel: SIP/1-0001\r\nActionID: {action_id}\r\n\r\n"
+                f"Event: Status\r\nPrivilege: Call\r\nChannel: SIP/2-0002\r\nActionID: {action_id}\r\n\r\n"
+                f"Event: StatusComplete\r\nActionID: {action_id}\r\nItems: 2\r\n\r\n").encode()
+
+    server.add_handler("Status", legacy_status)
+    seen = Recorder()
+    client.add_listener(seen, event="Status*")
+    response = client.action("Status")
+    assert [e["Channel"] for e in response.events] == ["SIP/1-0001", "SIP/2-0002"]
+    assert response.complete_event is not None and response.complete_event["Items"] == "2"
+    server.emit("Status", Channel="SIP/3-0003")  # a real Status event still reaches listeners
+    assert seen.wait_for(1)[0]["Channel"] == "SIP/3-0003" and len(seen.items) == 1
+
+
+def test_asterisk_1_4_dbget_ends_with_its_only_item() -> None:
+    def old_dbget(session: Any, packet: Any) -> bytes:
+        action_id = packet.get("ActionID")
+        return (f"Response: Success\r\nActionID: {action_id}\r\nMessage: Result will follow\r\n\r\n"
+                f"Event: DBGetResponse\r\nFamily: f\r\nKey: k\r\nVal: old\r\nActionID: {action_id}\r\n\r\n").encode()
+
+    with FakeAMIServer(users=USERS, version="1.0") as srv:
+        srv.add_handler("DBGet", old_dbget)
+        with make_client(srv, auth="plain") as client:
+            assert client.ami_version == "1.0"
+            assert client.db_get("f", "k") == "old"
