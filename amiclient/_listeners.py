@@ -324,5 +324,6 @@ class Dispatcher:
             else:
                 self.dispatched += len(batch) - counted
 
+
 def _is_event_batch(batch: List[QueueItem]) -> bool:
     return bool(batch) and isinstance(batch[0], (str, Event))
