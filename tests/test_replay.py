@@ -7,7 +7,7 @@ import pytest
 
 from amiclient import ActionError, AMIClient, AMIError, AuthenticationError, Event, Response
 from amiclient._protocol import Framer, parse_packet
-from amiclient.testing import Recorder, ReplayServer
+from amiclient.testing import FakeAMIServer, Recorder, ReplayServer
 
 from .conftest import load_chunks
 
@@ -149,3 +149,18 @@ def test_unanswered_login_never_hangs(session: str) -> None:
         with pytest.raises(AMIError):
             client.connect()
         client.close()
+
+
+def test_fake_security_events_have_the_recorded_shape() -> None:
+    """Where the fake and a recording could disagree, the recording wins: same keys, same order."""
+    recorded = {e.name: [k for k, _ in e.items_all()] for e in expected(load_chunks("asterisk-22/session.json"))[1]
+                if e.name in ("SuccessfulAuth", "RequestBadFormat")}
+    seen: Recorder[Event] = Recorder()
+    with FakeAMIServer(users={"admin": SECRET}, security_events=True) as server:
+        client = AMIClient("127.0.0.1", server.port, "admin", SECRET, auth="md5", reconnect=False)
+        client.add_listener(seen, event=["SuccessfulAuth", "RequestBadFormat"])
+        with client.connect():
+            client.send_action("NoSuchAction").result(5)
+            events = seen.wait_for(2)
+    assert {e.name: [k for k, _ in e.items_all()] for e in events} == recorded
+    assert all(e["UsingPassword"] == "0" for e in events if e.name == "SuccessfulAuth")

@@ -84,26 +84,34 @@ def list_complete(
     ] + list(extra)
 
 
-def security_event(session: "Session", name: str, severity: str, extra: Pairs) -> None:
-    """Broadcast a security-class event about ``session`` (if enabled)."""
+def _event_tv(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + ".%03d+0000" % (when % 1 * 1000)
+
+
+def security_event(session: "Session", name: str, severity: str, head: Pairs, tail: Pairs) -> None:
+    """Broadcast a security-class event about ``session`` (if enabled), in Asterisk 22's header order.
+
+    ``head`` goes before ``SessionID``; ``tail`` after ``RemoteAddress``, where
+    a ``SessionTV`` pair without a value gets the session's start time.
+    """
     server = session.server
     if not server.security_events:
         return
-    now = time.time()
-    tv = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03d+0000" % (now % 1 * 1000)
     host, port = server.address
     pairs: Pairs = [
         ("Event", name),
         ("Privilege", "security,all"),
-        ("EventTV", tv),
+        ("EventTV", _event_tv(time.time())),
         ("Severity", severity),
         ("Service", "AMI"),
         ("EventVersion", "1"),
+        *head,
         ("SessionID", "0x%012x" % id(session)),
         ("LocalAddress", "IPV4/TCP/%s/%d" % (host, port)),
         ("RemoteAddress", "IPV4/TCP/%s/%d" % session.peer[:2]),
     ]
-    pairs.extend(extra)
+    pairs.extend((key, _event_tv(session.connected_at) if key == "SessionTV" and value is None else value)
+                 for key, value in tail)
     server.broadcast(Event(name, _BIT["security"], encode_packet(pairs)))
 
 
@@ -158,7 +166,7 @@ def act_login(s: "Session", p: Packet) -> HandlerResult:
     srv._authenticated(s)
     security_event(
         s, "SuccessfulAuth", "Informational",
-        [("AccountID", username), ("UsingPassword", "0" if s.challenge else "1")],
+        [("AccountID", username)], [("UsingPassword", "0"), ("SessionTV", None)],
     )
     return out
 
@@ -441,7 +449,7 @@ def unknown_action(s: "Session", p: Packet) -> bytes:
     """The answer to an action nobody handles (plus RequestBadFormat if enabled)."""
     action = p.action
     message = "Invalid/unknown command: %s. Use Action: ListCommands to show available commands." % action
-    security_event(s, "RequestBadFormat", "Error", [
-        ("RequestType", "Action: %s" % action), ("AccountID", s.username or ""),
+    security_event(s, "RequestBadFormat", "Error", [], [
+        ("RequestType", "Action: %s" % action), ("SessionTV", None), ("AccountID", s.username or ""),
     ])
     return encode_packets(_error(p, message))
