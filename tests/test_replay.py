@@ -164,3 +164,30 @@ def test_fake_security_events_have_the_recorded_shape() -> None:
             events = seen.wait_for(2)
     assert {e.name: [k for k, _ in e.items_all()] for e in events} == recorded
     assert all(e["UsingPassword"] == "0" for e in events if e.name == "SuccessfulAuth")
+
+
+SHAPE_CHECKED = {"ping", "coresettings", "corestatus", "command", "dbput", "dbget", "dbgettree", "dbdel", "setvar",
+                 "getvar", "extensionstate", "userevent", "nosuchaction", "events", "filter", "challenge"}
+
+
+def test_fake_answers_the_recorded_actions_in_the_recorded_shape() -> None:
+    """Each recorded action sent to the fake: same response keys in the same order, same Response and Message."""
+    chunks = load_chunks("asterisk-22/session.json")
+    want, _ = expected(chunks)
+    with FakeAMIServer(users={"admin": SECRET}) as server:
+        server.hints[("100", "test")] = ("", -1)
+        server.command_outputs["dialplan show test"] = "[ Context 'test' created by 'pbx_config' ]"
+        with AMIClient("127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=5) as client:
+            checked = 0
+            for pairs in client_actions(chunks)[2:-1]:
+                fields = as_fields(pairs)
+                if fields["Action"].lower() not in SHAPE_CHECKED or "ActionID" not in fields:
+                    continue
+                got = client.send_action(fields).result(5)
+                recorded = want[fields["ActionID"]]
+                assert list(got) == list(recorded), fields
+                assert (got.status, got.message) == (recorded.status, recorded.message), fields
+                assert [e.name for e in got.events] == [e.name for e in recorded.events], fields
+                assert [list(e) for e in got.events] == [list(e) for e in recorded.events], fields
+                checked += 1
+    assert checked >= 20
