@@ -1,0 +1,75 @@
+"""Paths, constants and wire helpers shared by the benchmark modules (stdlib only).
+
+Every benchmark module is imported as a top-level module of this directory, both in
+the runner and in its worker subprocesses (``run.py --worker``), which may run under
+another interpreter (``benchmarks/.venvs/<name>``): keep this file stdlib-only.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LOADGEN = HERE / "loadgen.py"
+VENVS = HERE / ".venvs"
+RESULTS = HERE / "RESULTS.md"
+
+FLOOD_NAMES = ("Newchannel", "VarSet", "Newstate", "Hangup")
+USER = "bench"
+SECRET = "bench"
+CLIENTS = ("amiclient", "pyst2", "asterisk-ami", "panoramisk")
+THREADED_CLIENTS = ("amiclient", "pyst2", "asterisk-ami")
+PIP_NAMES = {"pyst2": "pyst2", "asterisk-ami": "asterisk-ami", "panoramisk": "panoramisk"}
+DIST_NAMES = {"amiclient": "amiclient", "pyst2": "pyst2", "asterisk-ami": "asterisk-ami",
+              "panoramisk": "panoramisk"}
+QUEUED_EVENTS = 100_000
+CONC_THREADS = 16
+
+RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
+
+SCENARIOS = [
+    # key, title, contenders, unit
+    ("events_listener", "events/s to one listener reading event['Uniqueid']",
+     ("floor", "naive") + CLIENTS, "ev/s"),
+    ("events_ignored", "events/s with no listener for them", ("floor", "naive") + CLIENTS, "ev/s"),
+    ("ping_seq", "sequential Ping round trips/s, 1 thread", ("floor",) + CLIENTS, "pings/s"),
+    ("ping16", "Ping round trips/s, 16 threads sharing one client", ("floor",) + CLIENTS, "pings/s"),
+    ("idle", "idle connected client: RSS and threads", CLIENTS, ""),
+    ("queued", "RSS with 100k events queued behind a stalled listener", ("naive",) + CLIENTS, ""),
+]
+
+
+class WorkerError(Exception):
+    """The contender cannot run this scenario; the message says why."""
+
+
+class Unsupported(WorkerError):
+    """The contender's design makes this scenario meaningless (reported as n/a)."""
+
+
+def trigger_packet(n: int, action_id: str = "flood") -> bytes:
+    return (b"Action: UserEvent\r\nUserEvent: StartFlood\r\nCount: %d\r\nActionID: %s\r\n\r\n"
+            % (n, action_id.encode()))
+
+
+def marker_bytes(n: int) -> bytes:
+    return b"UserEvent: FloodDone\r\nCount: %d\r\n\r\n" % n
+
+
+def raw_login(port: int, timeout: float = 10.0) -> socket.socket:
+    """Connect, read the banner, log in with a plain secret, drain FullyBooted."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"Action: Login\r\nUsername: %s\r\nSecret: %s\r\nActionID: login\r\n\r\n"
+              % (USER.encode(), SECRET.encode()))
+    buf = b""
+    while b"Status: Fully Booted\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise WorkerError("server closed during login")
+        buf += d
+    if b"Authentication accepted" not in buf:
+        raise WorkerError("login refused: %r" % buf[:200])
+    return s
