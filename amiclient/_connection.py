@@ -62,6 +62,7 @@ class Connection:
         self._write_lock = threading.Lock()  # held by the one thread writing to the socket
         self._outbox_lock = threading.Lock()  # guards _outbox, briefly
         self._outbox: List[bytes] = []
+        self._tls_lock = threading.Lock()  # TLS only: OpenSSL calls never overlap
         self._backlog: List[str] = []
         self._close_reason: Optional[BaseException] = None
 
@@ -181,13 +182,41 @@ class Connection:
         if sock is None or self.closed:
             raise ConnectionLost(f"not connected to {self.address}")
         try:
-            sock.sendall(data)
+            if isinstance(sock, ssl.SSLSocket):
+                self._send_tls(sock, data)
+            else:
+                sock.sendall(data)
         except OSError as exc:
             error = ConnectionLost(f"sending to {self.address} failed: {exc}")
             self.close(error)
             raise error from exc
         self.bytes_out += len(data)
         self.packets_sent += packets
+
+    def _send_tls(self, sock: ssl.SSLSocket, data: bytes) -> None:
+        """Write on a TLS socket without ever overlapping the reader's OpenSSL calls.
+
+        OpenSSL does not allow one SSL object to be used by two threads at
+        once, so TLS reads and writes take turns under ``_tls_lock``; while
+        the reader runs, the socket is non-blocking and a writer that would
+        block waits for writability outside the lock.
+        """
+        view = memoryview(data)
+        while view:
+            with self._tls_lock:
+                try:
+                    sent = sock.send(view)
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    sent = 0
+            if sent:
+                view = view[sent:]
+            elif self.closed:
+                raise ConnectionLost(f"connection to {self.address} closed while sending")
+            else:
+                try:
+                    select.select((), (sock,), (), 1.0)
+                except (OSError, ValueError) as exc:  # closed by another thread meanwhile
+                    raise ConnectionLost(f"connection to {self.address} closed while sending") from exc
 
     def run(
         self,
@@ -201,7 +230,8 @@ class Connection:
             return ConnectionLost(f"not connected to {self.address}")
         framer = self.framer
         recv = sock.recv
-        pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but unread
+        tls = isinstance(sock, ssl.SSLSocket)
+        pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
         monotonic = time.monotonic
         poll = _readable_waiter(sock, idle_interval)
         reason: BaseException
@@ -209,11 +239,20 @@ class Connection:
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)
+            if tls:
+                sock.setblocking(False)  # reads and writes take turns under _tls_lock
             while True:
                 if not (pending is not None and pending()) and not poll():
                     on_idle()
                     continue
-                data = recv(RECV_SIZE)
+                if tls:
+                    with self._tls_lock:
+                        try:
+                            data = recv(RECV_SIZE)
+                        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                            continue  # a partial TLS record: wait for the rest
+                else:
+                    data = recv(RECV_SIZE)
                 if not data:
                     raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
                 self.bytes_in += len(data)
