@@ -24,7 +24,8 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
 from .exceptions import ActionTimeout, AMIError, ConnectionLost
@@ -62,17 +63,55 @@ LEGACY_LIST_COMPLETIONS: Dict[str, FrozenSet[str]] = {
 }
 
 
+_condition_guard = threading.Lock()  # creates futures' conditions; guards the fast resolution path
+
+
 class ActionFuture(Future):  # type: ignore[type-arg]
-    """The future :class:`Response` of one action (a ``concurrent.futures.Future``)."""
+    """The future :class:`Response` of one action (a ``concurrent.futures.Future``).
+
+    Every ``Future`` method works (``add_done_callback``, ``cancel``,
+    ``concurrent.futures.wait``...).  The per-future ``Condition`` those use
+    is only made when one of them is first called; until then the answer
+    is handed over through a plain lock, which is what the blocking
+    ``action()`` path pays for.
+    """
 
     def __init__(self, action: str, action_id: str, timeout: Optional[float]) -> None:
-        super().__init__()
+        # Future.__init__ without its Condition (see the _condition property).
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._waiters: List[Any] = []
+        self._done_callbacks: List[Any] = []
+        self._lazy_condition: Optional[threading.Condition] = None
         self.action = action
         self.action_id = action_id
         self.timeout = timeout
-        # Released once resolved: a C-level wait for result(), cheaper than Condition.wait().
-        self._resolved = threading.Lock()
+        self._resolved = threading.Lock()  # released once resolved
         self._resolved.acquire()
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        condition = self._lazy_condition
+        if condition is None:
+            with _condition_guard:
+                condition = self._lazy_condition
+                if condition is None:
+                    condition = self._lazy_condition = threading.Condition()
+        return condition
+
+    def _resolve_fast(self, result: Any, exception: Optional[BaseException]) -> bool:
+        """Resolve without the Condition if nobody has used it; False if the full path is needed."""
+        if self._lazy_condition is not None:
+            return False
+        with _condition_guard:
+            if self._lazy_condition is not None:
+                return False
+            if self._state not in (PENDING, RUNNING):
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result, self._exception, self._state = result, exception, FINISHED
+        self._resolved.release()
+        return True
 
     def _signal(self) -> None:
         try:
@@ -81,12 +120,14 @@ class ActionFuture(Future):  # type: ignore[type-arg]
             pass
 
     def set_result(self, result: Any) -> None:
-        super().set_result(result)
-        self._signal()
+        if not self._resolve_fast(result, None):
+            super().set_result(result)
+            self._signal()
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
-        super().set_exception(exception)
-        self._signal()
+        if not self._resolve_fast(None, exception):
+            super().set_exception(exception)
+            self._signal()
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
@@ -96,8 +137,13 @@ class ActionFuture(Future):  # type: ignore[type-arg]
 
     def result(self, timeout: Optional[float] = None) -> Any:
         """The Response; raises the action's error, or ``TimeoutError`` after ``timeout`` seconds."""
-        if self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+        # FINISHED is set before done-callbacks run (they may call result()) and before _resolved is released.
+        if self._state != FINISHED and self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             self._resolved.release()
+        if self._state == FINISHED:
+            if self._exception is not None:
+                raise self._exception
+            return self._result
         return super().result(0)
 
     def __repr__(self) -> str:

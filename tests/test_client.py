@@ -425,3 +425,25 @@ def test_asterisk_1_4_dbget_ends_with_its_only_item() -> None:
         with make_client(srv, auth="plain") as client:
             assert client.ami_version == "1.0"
             assert client.db_get("f", "k") == "old"
+
+
+def test_futures_work_with_the_concurrent_futures_api(server: FakeAMIServer, client: AMIClient) -> None:
+    callback_results: List[str] = []
+    called = threading.Event()
+
+    def on_done(future: "concurrent.futures.Future[Response]") -> None:
+        callback_results.append(future.result()["Ping"])  # result() inside a done-callback must not block
+        called.set()
+
+    first = client.send_action("Ping")
+    first.add_done_callback(on_done)
+    futures = [client.send_action("Ping") for _ in range(10)]
+    done, not_done = concurrent.futures.wait(futures, timeout=5)
+    assert len(done) == 10 and not not_done
+    assert [f.result()["Ping"] for f in concurrent.futures.as_completed(futures, timeout=5)] == ["Pong"] * 10
+    assert called.wait(5) and callback_results == ["Pong"]
+    server.set_fault(Fault.NO_ANSWER)
+    pending = client.send_action("Ping")
+    assert pending.cancel() and pending.cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        pending.result(1)
