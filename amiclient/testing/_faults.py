@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, replace as dc_replace
 from typing import Dict, FrozenSet, Iterator, Optional
 
+from typing_extensions import TypedDict, Unpack
+
 __all__ = [
     "DEFAULT_GARBAGE",
     "Fault",
@@ -87,6 +89,18 @@ class FaultSpec:
     terminated: bool = False
 
 
+class FaultOptions(TypedDict, total=False):
+    """The options of a fault, as keyword arguments (defaults in ``FaultSpec``)."""
+
+    times: Optional[int]
+    delay: float
+    interval: float
+    data: bytes
+    replace: bool
+    size: int
+    terminated: bool
+
+
 def oversized_packet(size: int, terminated: bool) -> bytes:
     """An event of about ``size`` bytes carried by one huge value."""
     head = b"Event: Oversized\r\nPrivilege: call,all\r\nData: "
@@ -153,39 +167,13 @@ class FaultsMixin:
 
     faults_state: FaultState
 
-    def set_fault(
-        self,
-        fault: Optional[Fault],
-        *,
-        times: Optional[int] = None,
-        delay: float = 1.0,
-        interval: float = 0.0,
-        data: bytes = DEFAULT_GARBAGE,
-        replace: bool = False,
-        size: int = 20 * 1024 * 1024,
-        terminated: bool = False,
-    ) -> None:
-        """Make ``fault`` the only active fault (``None`` clears). See ``Fault``."""
-        spec = None
-        if fault is not None:
-            spec = FaultSpec(fault, times, delay, interval, data, replace, size, terminated)
-        self.faults_state.set(spec)
+    def set_fault(self, fault: Optional[Fault], **options: Unpack[FaultOptions]) -> None:
+        """Make ``fault`` the only active fault (``None`` clears). See ``Fault`` and ``FaultSpec``."""
+        self.faults_state.set(None if fault is None else FaultSpec(fault, **options))
 
-    def add_fault(
-        self,
-        fault: Fault,
-        *,
-        times: Optional[int] = None,
-        delay: float = 1.0,
-        interval: float = 0.0,
-        data: bytes = DEFAULT_GARBAGE,
-        replace: bool = False,
-        size: int = 20 * 1024 * 1024,
-        terminated: bool = False,
-    ) -> None:
+    def add_fault(self, fault: Fault, **options: Unpack[FaultOptions]) -> None:
         """Activate ``fault`` alongside the active ones."""
-        spec = FaultSpec(fault, times, delay, interval, data, replace, size, terminated)
-        self.faults_state.set(spec, keep_others=True)
+        self.faults_state.set(FaultSpec(fault, **options), keep_others=True)
 
     def clear_faults(self, fault: Optional[Fault] = None) -> None:
         """Deactivate one fault, or all of them."""
@@ -214,21 +202,9 @@ class FaultsMixin:
         return self.faults_state.count(fault)
 
     @contextlib.contextmanager
-    def injected(
-        self,
-        fault: Fault,
-        *,
-        times: Optional[int] = None,
-        delay: float = 1.0,
-        interval: float = 0.0,
-        data: bytes = DEFAULT_GARBAGE,
-        replace: bool = False,
-        size: int = 20 * 1024 * 1024,
-        terminated: bool = False,
-    ) -> Iterator[None]:
+    def injected(self, fault: Fault, **options: Unpack[FaultOptions]) -> Iterator[None]:
         """Context manager: ``fault`` is active inside the block."""
-        self.add_fault(fault, times=times, delay=delay, interval=interval, data=data,
-                       replace=replace, size=size, terminated=terminated)
+        self.add_fault(fault, **options)
         try:
             yield
         finally:
