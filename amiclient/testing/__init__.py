@@ -5,8 +5,11 @@ with ``legacy=True``): login (plain and MD5), events with masks and filters,
 Command, AstDB, variables, UserEvent, simulated calls (Originate, Hangup,
 Status, CoreShowChannels), custom handlers, and injectable faults
 (``Fault``).  ``ReplayServer`` plays a recorded session back byte for byte.
+``FakeAJAMServer`` serves a fake over HTTP, ``TLSFront`` over TLS, and
+``Recorder`` is a callback that tests can wait on.
 
-Stdlib only; it does not depend on the rest of ``amiclient``.
+The fakes use the standard library (and ``typing_extensions``) only and
+share no code with the client, so a client bug cannot hide in them.
 """
 
 from ._actions import ActionSpec, Handler, HandlerResult
