@@ -352,12 +352,22 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+def _value(key: str, value: Any) -> str:
+    text = _render(value)
+    if text and text[0] <= " ":
+        raise ValueError(f"the {key} value starts with whitespace or a control character, "
+                         f"which Asterisk would drop: {text[:60]!r}")
+    return text
+
+
 def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id: Optional[str] = None) -> bytes:
     """The bytes of one action: ``Action`` first, the headers, then ``ActionID``.
 
     A list value repeats its header; a mapping value becomes one
     ``key=value`` line each (``Variable``); ``None`` omits the header.
-    Raises ``ValueError`` for CR/LF anywhere, an invalid key, a line over
+    Raises ``ValueError`` for what Asterisk would misread or silently
+    change: CR, LF or NUL anywhere, a value starting with whitespace or a
+    control character (Asterisk drops those), an invalid key, a line over
     1022 bytes, or more than 128 lines.
     """
     lines = [f"Action: {_check_name(action, 'action name')}"]
@@ -366,11 +376,11 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
         if value is None:
             continue
         if isinstance(value, Mapping):
-            lines.extend(f"{key}: {_render(name)}={_render(item)}" for name, item in value.items())
+            lines.extend(f"{key}: {_value(key, f'{_render(name)}={_render(item)}')}" for name, item in value.items())
         elif isinstance(value, (list, tuple)):
-            lines.extend(f"{key}: {_render(item)}" for item in value)
+            lines.extend(f"{key}: {_value(key, item)}" for item in value)
         else:
-            lines.append(f"{key}: {_render(value)}")
+            lines.append(f"{key}: {_value(key, value)}")
     if action_id is not None:
         lines.append(f"ActionID: {action_id}")
     if len(lines) > MAX_LINES:
@@ -379,6 +389,8 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     if text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1:  # one scan each, not one per value
         bad = next(line for line in lines if "\r" in line or "\n" in line)
         raise ValueError(f"{bad.partition(':')[0]} contains CR or LF: {bad[:60]!r}")
+    if "\x00" in text:
+        raise ValueError("a header contains a NUL character; Asterisk would cut the value there")
     data = (text + "\r\n\r\n").encode("utf-8")
     if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
         raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from amiclient import Event, ProtocolError, Response
 from amiclient._protocol import EventShapes, Framer, parse_event, parse_packet, serialize_action
 from amiclient.packet import Packet
+from amiclient.testing import PacketParser
 
 from .conftest import load_chunks
 
@@ -176,6 +177,14 @@ def test_serialize_rejects_cr_lf_and_limits() -> None:
         serialize_action("Ping", {"V": ["x"] * 130})
 
 
+def test_serialize_refuses_what_asterisk_would_silently_change() -> None:
+    for bad in ({"Value": " leading space"}, {"Value": "\tx"}, {"Value": "\x1fx"}, {"Variable": {" A": "1"}},
+                {"Value": "cut\x00here"}):
+        with pytest.raises(ValueError, match="whitespace|NUL"):
+            serialize_action("Setvar", bad)
+    assert serialize_action("Setvar", {"Value": "", "Data": "trailing kept "}).endswith(b"Value: \r\nData: trailing kept \r\n\r\n")
+
+
 def test_serialize_shapes() -> None:
     data = serialize_action("Originate", {"Channel": "Local/200@test", "Async": True, "Timeout": 3000,
                                           "Variable": {"A": 1, "B": "2,C=3"}, "Skip": None}, "o1")
@@ -254,3 +263,23 @@ def test_shape_parser_learns_boundedly() -> None:
         assert shapes.parse("Odd", text)[f"K{layout}x0"] == "v"
     assert len(shapes._layouts["Odd"]) <= EventShapes.MAX_LAYOUTS_PER_NAME
     assert shapes._learned["Odd"] == EventShapes.MAX_LEARNED_PER_NAME
+
+
+header_names = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=":"), min_size=1,
+                       max_size=10).filter(lambda k: k.lower() not in ("action", "actionid"))
+header_values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"),
+                        max_size=30).filter(lambda v: v[:1] > " " or not v)  # what serialize_action accepts
+
+
+@given(st.dictionaries(header_names, st.one_of(header_values, st.lists(header_values, min_size=1, max_size=3)),
+                       max_size=8), header_names)
+@settings(max_examples=300, deadline=None)
+def test_serialized_actions_parse_back_on_the_server_side(headers: dict, action: str) -> None:
+    """parse(serialize(action)) == action, with the fake Asterisk's parser of client packets."""
+    data = serialize_action(action, headers, "id-1")
+    packets = PacketParser().feed(data)
+    assert len(packets) == 1 and packets[0].error is None
+    expected = [("Action", action)]
+    for key, value in headers.items():
+        expected += [(key, item) for item in (value if isinstance(value, list) else [value])]
+    assert packets[0].pairs == expected + [("ActionID", "id-1")]
