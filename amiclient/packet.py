@@ -92,6 +92,43 @@ class Packet(Dict[str, str]):
         if self._repeats:
             self._repeats.pop(key.lower(), None)
 
+    def update(self, *args: Any, **kwargs: str) -> None:
+        """Set several headers (each like ``packet[key] = value``)."""
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        """``packet[key]`` (any case), set to ``default`` first if absent."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove a header (any case) and return its first value."""
+        real = self._find(key) or key
+        if dict.__contains__(self, real):
+            value = dict.__getitem__(self, real)
+            del self[real]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> Tuple[str, str]:
+        item = dict.popitem(self)
+        self._lower = None
+        if self._repeats:
+            self._repeats.pop(item[0].lower(), None)
+        return item
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._lower = self._repeats = None
+
+    def copy(self) -> "Packet":
+        """A copy of the same class, repeated values included."""
+        return type(self).from_pairs(self.items_all())
+
     def getlist(self, key: str) -> List[str]:
         """Every value of ``key`` (any case) in the order received; ``[]`` if absent."""
         if self._repeats:

@@ -283,3 +283,16 @@ def test_serialized_actions_parse_back_on_the_server_side(headers: dict, action:
     for key, value in headers.items():
         expected += [(key, item) for item in (value if isinstance(value, list) else [value])]
     assert packets[0].pairs == expected + [("ActionID", "id-1")]
+
+
+def test_packet_mutations_keep_case_insensitive_lookups() -> None:
+    packet = parse_packet("Event: X\r\nChannel: SIP/1\r\nVariable: a=1\r\nVariable: b=2")
+    assert packet["channel"] == "SIP/1"
+    packet.update({"CHANNEL": "SIP/2"}, Extra="e")
+    assert packet["Channel"] == "SIP/2" and packet["extra"] == "e" and list(packet).count("CHANNEL") == 1
+    assert packet.pop("extra") == "e" and "Extra" not in packet and packet.pop("nope", None) is None
+    assert packet.setdefault("new", "n") == "n" and packet["NEW"] == "n"
+    copy = packet.copy()
+    assert isinstance(copy, Event) and copy.getlist("variable") == ["a=1", "b=2"]
+    packet.clear()
+    assert "channel" not in packet and len(packet) == 0
