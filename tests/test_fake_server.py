@@ -303,6 +303,25 @@ def test_command_legacy_format_matches_asterisk13() -> None:
             assert c.until(b"--END COMMAND--\r\n\r\n") == expected
 
 
+@pytest.mark.parametrize("recording", ["asterisk-22/session.json", "asterisk-13/session.json"])
+def test_queue_actions_match_the_recorded_bytes(recording: str) -> None:
+    """QueueStatus/Summary/Add/Pause/Status/Remove as recorded, events included (clock readings masked)."""
+    def clockless(data: bytes) -> bytes:
+        return re.sub(rb"(LoginTime|LastPause): [1-9][0-9]*", rb"\1: T", data)
+
+    chunks = load_chunks(recording)
+    with FakeAMIServer(legacy="13" in recording) as srv, RawClient(srv.address) as c:
+        c.login()
+        for action_id in ("qs1", "qsum1", "qa1", "qp1", "qs2", "qr1"):
+            index = find_c2s(chunks, "ActionID: %s\r\n" % action_id)
+            expected = s2c_after(chunks, index)
+            c.send(chunks[index]["data"].encode())
+            got = b"".join(c.packets(expected.count(b"\r\n\r\n")))
+            assert clockless(got) == clockless(expected), action_id
+        assert c.ping() == b""
+        assert srv.queues["support"].members == {}
+
+
 def test_userevent_broadcast(server: FakeAMIServer) -> None:
     chunks = load_chunks("asterisk-22/session.json")
     index = next(i for i, c in enumerate(chunks) if "UserEvent: MyEvent" in c["data"])

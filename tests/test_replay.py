@@ -167,18 +167,37 @@ def test_fake_security_events_have_the_recorded_shape() -> None:
 
 
 SHAPE_CHECKED = {"ping", "coresettings", "corestatus", "command", "dbput", "dbget", "dbgettree", "dbdel", "setvar",
-                 "getvar", "extensionstate", "userevent", "nosuchaction", "events", "filter", "challenge"}
+                 "getvar", "extensionstate", "userevent", "nosuchaction", "events", "filter", "challenge",
+                 "queuestatus", "queuesummary", "queueadd", "queuepause", "queueremove"}
+#: Values that are clock readings, compared by shape only.
+CLOCK_KEYS = {"LoginTime", "LastPause"}
+
+
+def is_queue_event(event: Event) -> bool:
+    """An event the queue actions cause: QueueMember* and the queue's device states."""
+    return event.name.startswith("QueueMember") or event.get("Device", "").startswith("Queue:")
+
+
+def event_shape(event: Event) -> List[Tuple[str, str]]:
+    """Event keys in order with their values (clock readings masked)."""
+    return [(k, "T" if k in CLOCK_KEYS and v != "0" else v) for k, v in event.items_all()]
 
 
 def test_fake_answers_the_recorded_actions_in_the_recorded_shape() -> None:
-    """Each recorded action sent to the fake: same response keys in the same order, same Response and Message."""
+    """Each recorded action sent to the fake: same response keys in the same order, same Response and Message.
+
+    The events the queue actions cause must have the recorded names, order, keys and values.
+    """
     chunks = load_chunks("asterisk-22/session.json")
-    want, _ = expected(chunks)
+    want, want_events = expected(chunks)
+    recorded_queue_events = [event_shape(e) for e in want_events if is_queue_event(e)]
+    seen: Recorder[Event] = Recorder()
     with FakeAMIServer(users={"admin": SECRET}) as server:
         server.hints[("100", "test")] = ("", -1)
         server.command_outputs["dialplan show test"] = "[ Context 'test' created by 'pbx_config' ]"
         with AMIClient("127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=5) as client:
-            checked = 0
+            client.add_listener(seen, filter=is_queue_event)
+            checked = set()
             for pairs in client_actions(chunks)[2:-1]:
                 fields = as_fields(pairs)
                 if fields["Action"].lower() not in SHAPE_CHECKED or "ActionID" not in fields:
@@ -189,5 +208,9 @@ def test_fake_answers_the_recorded_actions_in_the_recorded_shape() -> None:
                 assert (got.status, got.message) == (recorded.status, recorded.message), fields
                 assert [e.name for e in got.events] == [e.name for e in recorded.events], fields
                 assert [list(e) for e in got.events] == [list(e) for e in recorded.events], fields
-                checked += 1
-    assert checked >= 20
+                checked.add(fields["ActionID"])
+            seen.wait_for(len(recorded_queue_events))
+            client.ping()  # a surplus event would have been sent before this answer
+    assert len(checked) >= 28 and {"qs1", "qsum1", "qa1", "qp1", "qs2", "qr1"} <= checked
+    assert len(recorded_queue_events) == 8
+    assert [event_shape(e) for e in seen.items] == recorded_queue_events

@@ -3,8 +3,9 @@
 ``FakeAMIServer`` is a real TCP server that answers like Asterisk 22 (or 13
 with ``legacy=True``): login (plain and MD5), events with masks and filters,
 Command, AstDB, variables, UserEvent, simulated calls (Originate, Hangup,
-Status, CoreShowChannels), custom handlers, and injectable faults
-(``Fault``).  ``ReplayServer`` plays a recorded session back byte for byte.
+Redirect, Status, CoreShowChannels), queues (``server.queues``: QueueStatus,
+QueueSummary, QueueAdd, QueuePause, QueueRemove), custom handlers, and
+injectable faults (``Fault``).  ``ReplayServer`` plays a recorded session back byte for byte.
 ``FakeAJAMServer`` serves a fake over HTTP, ``TLSFront`` over TLS, and
 ``Recorder`` is a callback that tests can wait on.
 
@@ -17,6 +18,7 @@ from ._calls import Channel
 from ._events import CLASSES, Event, EventFilter, FilterError
 from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
 from ._http import FakeAJAMServer
+from ._queues import Queue, QueueCaller, QueueMember
 from ._recorder import Recorder
 from ._replay import ReplayServer, load_recording
 from ._server import FakeAMIServer, User
@@ -40,6 +42,9 @@ __all__ = [
     "HandlerResult",
     "Packet",
     "PacketParser",
+    "Queue",
+    "QueueCaller",
+    "QueueMember",
     "Recorder",
     "ReplayServer",
     "Session",

@@ -415,6 +415,7 @@ def default_actions() -> List[ActionSpec]:
     """The built-in actions (calls included), with Asterisk 22's authorities."""
     from ._calls import CALL_ACTIONS
     from ._cli import act_command
+    from ._queues import QUEUE_ACTIONS
 
     def auth(text: str) -> int:
         return sum(_BIT[c] for c in text.split(",")) if text else 0
@@ -442,6 +443,7 @@ def default_actions() -> List[ActionSpec]:
         ("ExtensionState", act_extensionstate, "call,reporting", "Check Extension Status."),
     ]
     table.extend(CALL_ACTIONS)
+    table.extend(QUEUE_ACTIONS)
     return [ActionSpec(name, handler, auth(priv), synopsis) for name, handler, priv, synopsis in table]
 
 

@@ -1,4 +1,4 @@
-"""Simulated calls: the channel registry, Originate, Hangup, Status, CoreShowChannels.
+"""Simulated calls: the channel registry, Originate, Hangup, Redirect, Status, CoreShowChannels.
 
 A call is a ``Local/x@ctx`` pair (``;1`` and ``;2``) or one channel of any
 other technology.  Events carry Asterisk 22's standard channel block.
@@ -297,6 +297,16 @@ class CallSimulator:
         self._hangup(chan, cause)
         return True
 
+    def redirect(self, name: str, context: str, exten: str, priority: int) -> bool:
+        """Send a live channel to ``exten@context`` at ``priority``; ``False`` if not found."""
+        chan = self.find(name)
+        with self._lock:
+            if chan is None or chan.name not in self._channels:
+                return False
+            chan.context, chan.exten, chan.priority = context, exten, priority
+            chan.application, chan.data = "", ""
+        return True
+
 
 # -- actions ----------------------------------------------------------------------
 
@@ -376,6 +386,48 @@ def act_hangup(s: "Session", p: Packet) -> "HandlerResult":
     return out
 
 
+def _priority(text: str) -> int:
+    """A priority number (``sscanf("%30d")``); 0 if it is not a number (the fake has no labels)."""
+    match = re.match(r"\s*([+-]?\d+)", text)
+    return int(match.group(1)) if match else 0
+
+
+def act_redirect(s: "Session", p: Packet) -> "HandlerResult":
+    """Redirect: send a channel (and an ``ExtraChannel``) to another extension."""
+    calls = s.server.calls
+    name, extra = p.get("Channel", ""), p.get("ExtraChannel", "")
+    context, exten, priority = p.get("Context", ""), p.get("Exten", ""), p.get("Priority", "")
+    for value, what in ((name, "Channel"), (context, "Context"), (exten, "Exten"), (priority, "Priority")):
+        if not value:
+            return _error(p, "%s not specified" % what)
+    where = (context, exten, _priority(priority))
+    if where[2] < 1:
+        return _error(p, "Priority is invalid")
+    extra_where = where
+    if extra and p.get("ExtraContext"):
+        extra_exten, extra_priority = p.get("ExtraExten", ""), p.get("ExtraPriority", "")
+        if not extra_exten:
+            return _error(p, "ExtraExten not specified")
+        if not extra_priority:
+            return _error(p, "ExtraPriority not specified")
+        extra_where = (p.get("ExtraContext", ""), extra_exten, _priority(extra_priority))
+        if extra_where[2] < 1:
+            return _error(p, "ExtraPriority is invalid")
+    if calls.find(name) is None:
+        return _error(p, "Channel does not exist: %s" % name)
+    if not extra:
+        if not calls.redirect(name, *where):
+            return _error(p, "Redirect failed")
+        return build_response(p, "Redirect successful")
+    if calls.find(extra) is None:
+        return _error(p, "ExtraChannel does not exist: %s" % extra)
+    if not calls.redirect(name, *where):
+        return _error(p, "Redirect failed")
+    if not calls.redirect(extra, *extra_where):
+        return _error(p, "Secondary redirect failed")
+    return build_response(p, "Dual Redirect successful")
+
+
 def _list_start(p: Packet, message: str) -> Pairs:
     return [("Response", "Success"), ("ActionID", p.action_id), ("EventList", "start"),
             ("Message", message)]
@@ -436,6 +488,7 @@ def act_status(s: "Session", p: Packet) -> "HandlerResult":
 CALL_ACTIONS: List[Tuple[str, "Handler", str, str]] = [
     ("Originate", act_originate, "originate", "Originate a call."),
     ("Hangup", act_hangup, "system,call", "Hangup channel."),
+    ("Redirect", act_redirect, "call", "Redirect (transfer) a call."),
     ("Status", act_status, "system,call,reporting", "List channel status."),
     ("CoreShowChannels", act_coreshowchannels, "system,reporting",
      "List currently active channels."),

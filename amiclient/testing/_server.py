@@ -34,6 +34,7 @@ from ._calls import CallSimulator, Channel, OriginateRequest, match_reason
 from ._cli import run_cli
 from ._events import ALL, Event, EventSpec, classes_to_mask, make_event, parse_event_mask
 from ._faults import Fault, FaultsMixin, FaultState
+from ._queues import Queue
 from ._session import Session, _linger_zero
 from ._wire import Packet, build_response
 
@@ -153,6 +154,10 @@ class FakeAMIServer(FaultsMixin):
         self.global_vars: Dict[str, str] = {}
         #: ExtensionState answers: ``(exten, context) -> (hint, status)``.
         self.hints: Dict[Tuple[str, str], Tuple[str, int]] = {}
+        #: Call queues by name (one empty ``support`` queue by default).
+        self.queues: Dict[str, Queue] = {"support": Queue("support")}
+        #: Last reported state of each cachable device (``Queue:<q>_avail``...).
+        self.device_states: Dict[str, str] = {}
         #: Guards the dictionaries above (handlers run on session threads).
         self.lock = threading.RLock()
         self.calls = CallSimulator(self)
