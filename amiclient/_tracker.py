@@ -32,7 +32,7 @@ from .exceptions import ActionTimeout, AMIError, ConnectionLost
 from ._protocol import parse_event, parse_packet
 from .packet import Event, Response
 
-__all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS"]
+__all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS", "list_completions", "ends_list"]
 
 log = logging.getLogger("amiclient.client")
 
@@ -250,19 +250,11 @@ class ActionTracker:
         return None
 
     def _starts_list(self, pending: _Pending, response: Response) -> bool:
-        flag = dict.get(response, "EventList")  # Asterisk's spelling: no case-folding on the hot path
-        if flag is not None:
-            return flag.lower() == "start"
-        completions = LEGACY_LIST_COMPLETIONS.get(pending.action)
+        completions = list_completions(pending.action, response)
         if completions is None:
             return False
-        flag = response.get("EventList")
-        if flag is not None:
-            return flag.lower() == "start"
-        if "follow" not in (response.get("Message") or "").lower():
-            return False
         pending.completions = completions
-        pending.item_completes = pending.action == "dbget" and self.legacy_dbget
+        pending.item_completes = pending.action == "dbget" and self.legacy_dbget and "EventList" not in response
         return True
 
     def on_list_event(self, event: Event) -> bool:
@@ -270,8 +262,7 @@ class ActionTracker:
         pending = self.lists.get(event.get("ActionID", ""))
         if pending is None:
             return False
-        flag = event.get("EventList")
-        if flag is not None and flag.lower() == "complete" or event.name.lower() in pending.completions:
+        if ends_list(event, pending.completions):
             self._finish(pending, pending.response, event)
         elif pending.item_completes:
             pending.items.append(event)
@@ -316,6 +307,28 @@ class ActionTracker:
         for future in waiting:
             fail(future, _copy(reason))
         return waiting
+
+
+def list_completions(action: str, response: Response) -> Optional[FrozenSet[str]]:
+    """If ``response`` (to ``action``, lower-case) starts an event list: the names that end it, else None.
+
+    An empty set means the list ends at the event with ``EventList: Complete``.
+    """
+    flag = dict.get(response, "EventList")  # Asterisk's spelling: no case-folding on the hot path
+    completions = LEGACY_LIST_COMPLETIONS.get(action)
+    if flag is None and completions is not None:
+        flag = response.get("EventList")
+    if flag is not None:
+        return frozenset() if flag.lower() == "start" else None
+    if completions is None or "follow" not in (response.message or "").lower():
+        return None
+    return completions
+
+
+def ends_list(event: Event, completions: FrozenSet[str]) -> bool:
+    """Whether ``event`` ends a list whose completion names are ``completions``."""
+    flag = event.get("EventList")
+    return (flag is not None and flag.lower() == "complete") or event.name.lower() in completions
 
 
 def fail(future: "Future[Any]", error: BaseException) -> None:

@@ -29,7 +29,7 @@ from typing import FrozenSet, List, Mapping, Optional, Sequence, Tuple, Type, Un
 from urllib.parse import quote, urlencode, urlsplit
 
 from ._protocol import Framer, HeaderValue, header_value, parse_packet, pop_action_id, serialize_action, split_action
-from ._tracker import LEGACY_LIST_COMPLETIONS
+from ._tracker import ends_list, list_completions
 from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, AuthenticationError, ClientClosed, ProtocolError
 from .packet import Event, Response
 
@@ -370,15 +370,10 @@ class AJAMClient:
                     log.debug("%s: extra response in the answer to %s ignored", self.rawman_url, name)
                     continue
                 response = cast(AJAMResponse, AJAMResponse.from_pairs(packet.items_all()))
-                flag = packet.get("EventList")
-                if flag is not None:
-                    listing = flag.lower() == "start"
-                else:  # before Asterisk 13.2: "... will follow" and a known completion event
-                    completions = LEGACY_LIST_COMPLETIONS.get(name.lower(), frozenset())
-                    listing = bool(completions) and "follow" in (packet.message or "").lower()
+                found = list_completions(name.lower(), packet)
+                listing, completions = found is not None, found or frozenset()
             elif isinstance(packet, Event) and listing:
-                flag = packet.get("EventList")
-                if (flag is not None and flag.lower() == "complete") or packet.name.lower() in completions:
+                if ends_list(packet, completions):
                     complete, listing = packet, False
                 else:
                     items.append(packet)
