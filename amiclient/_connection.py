@@ -128,17 +128,20 @@ class Connection:
         """
         self.send(data)
         deadline = time.monotonic() + timeout
+        backlog = self._backlog
+        checked = len(backlog)  # what arrived before the action was sent cannot answer it
         while True:
-            for index, text in enumerate(self._backlog):
-                if text.startswith("Response") or text[:9].lower() == "response:":
-                    packet = parse_packet(text)
-                    if packet.action_id in (None, action_id) and isinstance(packet, Response):
-                        del self._backlog[index]
-                        return packet
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s")
-            self._backlog.extend(self.framer.feed(self._recv(remaining, "a response")))
+            backlog.extend(self.framer.feed(self._recv(remaining, "a response")))
+            for index in range(checked, len(backlog)):
+                if backlog[index][:9].lower() == "response:":
+                    packet = parse_packet(backlog[index])
+                    if isinstance(packet, Response) and packet.action_id in (None, action_id):
+                        del backlog[index]
+                        return packet
+            checked = len(backlog)
 
     def send(self, data: bytes, before: Optional[Callable[[], None]] = None) -> None:
         """Queue ``data`` whole for writing, and write it unless another thread is writing.

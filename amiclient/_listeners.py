@@ -112,9 +112,6 @@ class ListenerRegistry:
             self._snapshot = _Snapshot(tuple(h for h in listeners if h is not handle))
             return True
 
-    def __len__(self) -> int:
-        return len(self._snapshot.listeners)
-
     def snapshot_cache(self) -> Dict[str, Tuple[ListenerHandle, ...]]:
         """The current name -> listeners cache (replaced whenever listeners change)."""
         return self._snapshot.cache
@@ -174,11 +171,6 @@ class Dispatcher:
     def depth(self) -> int:
         """Events received but not yet dispatched or dropped."""
         return self.received - self.dispatched - self.dropped
-
-    @property
-    def thread(self) -> Optional[threading.Thread]:
-        """The dispatcher thread, while it runs."""
-        return self._thread
 
     def start(self) -> None:
         """Start the thread (once)."""

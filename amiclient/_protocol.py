@@ -60,7 +60,6 @@ __all__ = [
 DEFAULT_MAX_PACKET_SIZE = 8 * 1024 * 1024
 MAX_LINE_BYTES = 1022  # manager.c: inbuf[1025] including CRLF
 MAX_LINES = 128  # AST_MAX_MANHEADERS
-BANNER_PREFIX = "Asterisk Call Manager/"
 
 _END = b"\r\n\r\n"
 _FOLLOWS = b"Response: Follows"
