@@ -342,8 +342,10 @@ class AMIClient(ActionHelpers):
                 return
         if now - conn.last_received >= self.keepalive:
             self._keepalive_sent = now
+            action_id = self._next_action_id()
             self._keepalive_future = self._send_on(
-                (conn, tracker), "Ping", {}, self._next_action_id(), self.ping_timeout, wait_for_link=False)
+                (conn, tracker), "Ping", serialize_action("Ping", {}, action_id), action_id, self.ping_timeout,
+                wait_for_link=False)
 
     # ------------------------------------------------------------------ actions
 
@@ -378,11 +380,8 @@ class AMIClient(ActionHelpers):
 
     def _send_on(
         self, link: Tuple[Connection, ActionTracker], name: str,
-        data: Union[bytes, Mapping[str, HeaderValue]], action_id: str, timeout: Optional[float],
-        wait_for_link: bool = True,
+        data: bytes, action_id: str, timeout: Optional[float], wait_for_link: bool = True,
     ) -> ActionFuture:
-        if not isinstance(data, bytes):
-            data = serialize_action(name, data, action_id)
         future = ActionFuture(name, action_id, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
