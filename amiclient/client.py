@@ -28,11 +28,12 @@ import time
 import uuid
 import weakref
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ._connection import Connection, NotSent
 from ._handshake import Handshake
-from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
+from ._listeners import Dispatcher, ListenerRegistry
+from ._subscriptions import ListenerAPI
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, pop_action_id, serialize_action, split_action
 from ._tracker import ActionFuture, ActionTracker, fail
 from .actions import ActionHelpers
@@ -45,12 +46,11 @@ __all__ = ["AMIClient", "ClientStats", "ConnectionState", "StateChange", "Action
 
 log = logging.getLogger("amiclient.client")
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 _UNSET: Any = object()
 _clients: "weakref.WeakSet[AMIClient]" = weakref.WeakSet()
 
 
-class AMIClient(ActionHelpers):
+class AMIClient(ListenerAPI, ActionHelpers):
     """A thread-safe client for one Asterisk Manager Interface login.
 
     ``events``: True (all the user may read), False (none: an action-only
@@ -481,56 +481,6 @@ class AMIClient(ActionHelpers):
     def command(self, command: str, *, timeout: Optional[float] = _UNSET) -> str:
         """Run a CLI command; return its output (``Output`` lines joined, or legacy raw text)."""
         return self.action("Command", Command=command, timeout=timeout).output
-
-    # ------------------------------------------------------------------ listeners
-
-    def add_listener(
-        self, callback: Callable[[Event], Any], event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None
-    ) -> ListenerHandle:
-        """Call ``callback(event)`` on the dispatcher thread for matching events.
-
-        ``event``: a name (``"Hangup"``), a glob (``"Queue*"``), a list of
-        those, or None for every event; ``filter``: a predicate on the event.
-        """
-        return self._registry.add(callback, event, filter)
-
-    def on(self, event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None) -> Callable[[_F], _F]:
-        """Decorator form of :meth:`add_listener`."""
-        def register(callback: _F) -> _F:
-            self._registry.add(callback, event, filter)
-            return callback
-        return register
-
-    def remove_listener(self, handle: ListenerHandle) -> bool:
-        """Unregister a listener (safe from inside a listener); False if unknown."""
-        return self._registry.remove(handle)
-
-    def on_state(self, callback: Callable[[StateChange], Any]) -> Callable[[StateChange], Any]:
-        """Call ``callback(StateChange)`` on the dispatcher thread at every connection-state change."""
-        with self._lock:
-            self._state_callbacks += (callback,)
-        return callback
-
-    def remove_state_listener(self, callback: Callable[[StateChange], Any]) -> bool:
-        """Unregister a state callback; False if unknown."""
-        with self._lock:
-            before = self._state_callbacks
-            self._state_callbacks = tuple(c for c in before if c is not callback)
-            return len(before) != len(self._state_callbacks)
-
-    def _emit(self, change: StateChange) -> None:
-        callbacks = self._state_callbacks
-        if not callbacks:
-            return
-
-        def notify() -> None:
-            for callback in callbacks:
-                try:
-                    callback(change)
-                except Exception:
-                    log.exception("state callback %r raised on %s", callback, change.state.value)
-
-        self._dispatcher.call_soon(notify)
 
     # ------------------------------------------------------------------ re-applied settings
 
