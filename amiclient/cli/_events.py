@@ -12,6 +12,7 @@ import threading
 from typing import List, Optional, Tuple
 
 from ..client import AMIClient
+from ..exceptions import ClientClosed
 from ..packet import Event
 from ..state import ConnectionState, StateChange
 from ._connect import EXIT_USAGE, CLIError, Context, open_client
@@ -115,7 +116,7 @@ def run_events(ctx: Context) -> int:
                 done.set()
 
     def on_state(change: StateChange) -> None:
-        if change.state is ConnectionState.DISCONNECTED:
+        if change.state is ConnectionState.DISCONNECTED and not isinstance(change.reason, ClientClosed):
             ctx.note(f"amiclient: connection lost ({change.reason}); reconnecting")
         elif change.state is ConnectionState.RECONNECTED:
             ctx.note("amiclient: reconnected")
