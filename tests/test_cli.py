@@ -118,6 +118,24 @@ def test_command_prints_cli_output_and_unknown_commands_exit_1(env: Dict[str, st
     assert "No such command" in result.stderr and result.stdout == ""
 
 
+def test_command_on_asterisk_13_detects_unknown_commands(tmp_path: Path) -> None:
+    with FakeAMIServer(users={"admin": SECRET}, legacy=True) as old:
+        env = clean_env(tmp_path, AMI_PORT=str(old.port), AMI_SECRET=SECRET)
+        assert cli(env, "command", "core show uptime").stdout.startswith("System uptime: ")
+        result = cli(env, "command", "core show nothing")
+        assert_clean_error(result, 1)
+        assert "No such command" in result.stderr
+
+
+def test_output_into_a_closed_pipe_is_quiet(server: FakeAMIServer, env: Dict[str, str]) -> None:
+    server.db.update({("f", str(n)): "x" * 100 for n in range(1000)})  # more than a pipe holds
+    proc = popen(env, "action", "DBGetTree", "Family=f")
+    assert proc.stdout is not None and proc.stdout.readline().startswith("Response: Success")
+    proc.stdout.close()  # like `| head -1`
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err and "Exception" not in err
+
+
 @pytest.mark.parametrize("args", [
     ["action", "Ping", "NoEqualsSign"],
     ["action", "Ping", "=value"],

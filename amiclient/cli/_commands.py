@@ -47,9 +47,12 @@ def run_command(ctx: Context) -> int:
     with open_client(ctx.settings()) as client:
         response = request(client, "Command", {"Command": text})
     output = response.output
-    if not response.ok:
+    if not response.ok or output.startswith("No such command '"):  # Asterisk <= 13 answers it with Follows
         if output:
-            ctx.err.write(output + "\n")
+            ctx.err.write(output.rstrip("\n") + "\n")
+        if response.ok:
+            ctx.err.write(ctx.style.error("amiclient: command: no such command") + "\n")
+            return EXIT_ACTION
         return _fail(ctx, response, "command")
     if output:
         ctx.out.write(output + ("" if output.endswith("\n") else "\n"))

@@ -74,8 +74,8 @@ def run_fake_server(ctx: Context) -> int:
             try:
                 if http is not None:
                     http.start()
-                ctx.out.write(f"Fake Asterisk manager listening on {args.bind}:{server.port} "
-                              f"(users: {', '.join(sorted(users))})\n")
+                who = ", ".join(sorted(users)) if args.users else "admin, secret: secret"
+                ctx.out.write(f"Fake Asterisk manager listening on {args.bind}:{server.port} (users: {who})\n")
                 if http is not None:
                     ctx.out.write(f"AJAM over HTTP at {http.url}\n")
                 ctx.out.write("Press Ctrl-C to stop.\n")
@@ -139,7 +139,7 @@ def _demo_traffic(client: AMIClient, server: Any, duration: float, out: TextIO, 
 
     def live(event: Packet) -> None:
         with lock:
-            out.write(f"  {style.bold(event.get('Event', '')):<18} {event.get('Channel', '')}\n")
+            out.write(f"  {style.bold(format(event.get('Event', ''), '<18'))} {event.get('Channel', '')}\n")
             out.flush()
 
     out.write(f"\nSimulated calls for {duration:g} s:\n")
