@@ -6,13 +6,13 @@ Each setting is taken from the first of these that has it:
 2. the profile named by ``--profile NAME``;
 3. the environment: ``AMI_HOST``, ``AMI_PORT``, ``AMI_USERNAME`` (or its
    older alias ``AMI_USER``), ``AMI_SECRET``, ``AMI_TLS``, ``AMI_URL``,
-   ``AMI_TIMEOUT``;
+   ``AMI_TIMEOUT``, ``AMI_CAFILE``;
 4. the ``[default]`` profile.
 
 Profiles are sections of ``$XDG_CONFIG_HOME/amiclient/config.ini``
 (``~/.config/amiclient/config.ini``) with the keys ``host``, ``port``,
-``username``, ``secret``, ``secret_file``, ``tls``, ``url`` and
-``timeout``.  A file holding a secret that its group or others can read is
+``username``, ``secret``, ``secret_file``, ``tls``, ``url``,
+``timeout`` and ``cafile``.  A file holding a secret that its group or others can read is
 refused (:class:`SettingsError`).  A secret is never part of a ``repr``
 or an error message.
 """
@@ -45,8 +45,9 @@ ENV_NAMES: Dict[str, Tuple[str, ...]] = {
     "tls": ("AMI_TLS",),
     "url": ("AMI_URL",),
     "timeout": ("AMI_TIMEOUT",),
+    "cafile": ("AMI_CAFILE",),
 }
-_KEYS = ("host", "port", "username", "secret", "secret_file", "tls", "url", "timeout")
+_KEYS = ("host", "port", "username", "secret", "secret_file", "tls", "url", "timeout", "cafile")
 _TRUE = ("1", "true", "yes", "on", "y", "t")
 _FALSE = ("0", "false", "no", "off", "n", "f", "")
 
@@ -66,6 +67,8 @@ class Settings:
     tls: bool = False
     url: Optional[str] = None
     timeout: float = 10.0
+    #: CA certificates (PEM) to verify a TLS or https server with, instead of the system's.
+    cafile: Optional[str] = None
     #: Where each setting came from (``"flag"``, ``"profile prod"``, ``"AMI_HOST"``...).
     sources: Dict[str, str] = field(default_factory=dict)
 
@@ -216,5 +219,8 @@ def resolve(
         settings.tls = _to_bool("tls", values["tls"], sources["tls"])
     if "timeout" in values:
         settings.timeout = _to_number("timeout", values["timeout"], sources["timeout"], float)
+    if "cafile" in values:
+        settings.cafile = os.path.expanduser(values["cafile"])
+        settings.tls = settings.tls or "tls" not in values  # a CA file means TLS unless tls = no
     settings.secret = values.get("secret")
     return settings

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ssl
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, TextIO, Union
@@ -56,7 +57,7 @@ class Context:
         self.err.flush()
 
 
-_FLAG_NAMES = ("host", "port", "username", "secret", "secret_file", "url", "timeout")
+_FLAG_NAMES = ("host", "port", "username", "secret", "secret_file", "url", "timeout", "cafile")
 
 
 def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -109,13 +110,21 @@ def check_action(name: str, headers: Mapping[str, HeaderValue]) -> None:
 def open_client(settings: Settings, events: bool = False) -> Client:
     """A logged-in client for ``settings``: AMI over TCP (or TLS), or over HTTP for a URL."""
     secret = settings.secret or ""
+    context = None
+    if settings.cafile:
+        try:
+            context = ssl.create_default_context(cafile=settings.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise CLIError(f"cannot load CA file {settings.cafile}: {getattr(exc, 'strerror', None) or exc}") from None
     if settings.url:
         # TODO: use amiclient's AMIHTTPClient(url=..., username=..., secret=..., tls=..., timeout=...) once it lands.
-        ajam = AJAMClient(settings.url, settings.username, secret, timeout=settings.timeout, events=False)
+        https = settings.url.lower().startswith("https:")
+        ajam = AJAMClient(settings.url, settings.username, secret, timeout=settings.timeout, events=False,
+                          ssl_context=context if https else None)
         return ajam.__enter__()
     client = AMIClient(
         settings.host, settings.port, settings.username, secret,
-        tls=True if settings.tls else None, timeout=settings.timeout, connect_timeout=settings.timeout,
+        tls=(context or True) if settings.tls else None, timeout=settings.timeout, connect_timeout=settings.timeout,
         events=events, reconnect=events,
     )
     try:

@@ -11,7 +11,7 @@ Talk to an Asterisk Manager Interface (AMI) from the shell.
 
 Connection settings, first found wins: options; the profile named by
 --profile; the environment (AMI_HOST, AMI_PORT, AMI_USERNAME, AMI_SECRET,
-AMI_TLS, AMI_URL, AMI_TIMEOUT); the [default] profile of
+AMI_TLS, AMI_URL, AMI_TIMEOUT, AMI_CAFILE); the [default] profile of
 $XDG_CONFIG_HOME/amiclient/config.ini (~/.config/amiclient/config.ini):
 
     [default]
@@ -68,6 +68,8 @@ def _connection_options(defaults: Any) -> argparse.ArgumentParser:
                         help="read the secret from the first line of FILE (mode 600)")
     secret.add_argument("--secret", default=defaults, help=argparse.SUPPRESS)  # visible to ps: prefer the others
     group.add_argument("--tls", action="store_true", default=defaults, help="AMI over TLS (verified with the system CAs)")
+    group.add_argument("--cafile", metavar="PEM", default=defaults,
+                       help="verify the TLS/https server with these CA certificates (implies --tls)")
     group.add_argument("--url", default=defaults, help="AMI over HTTP: http(s)://host:8088/asterisk/")
     group.add_argument("--timeout", type=float, default=defaults, help="seconds per action (default 10)")
     _display_options(parent, defaults)
