@@ -53,7 +53,7 @@ class Context:
 
     def note(self, text: str) -> None:
         """A status line for people (stderr, so stdout stays data)."""
-        self.err.write(self.style.dim(text) + "\n")
+        self.err.write(text + "\n")
         self.err.flush()
 
 
