@@ -1,6 +1,10 @@
 """``python -m amiclient``: see :mod:`amiclient.cli`."""
 import sys
 
-from .cli import main
+try:
+    from .cli import main
 
-sys.exit(main())
+    code = main()
+except KeyboardInterrupt:  # Ctrl-C before main() could handle it
+    code = 130
+sys.exit(code)

@@ -9,7 +9,7 @@
         shared_client().hangup(channel)   # connects on first use, in each worker
 
 Options come from the first call's keyword arguments, or else from the
-environment: ``AMI_HOST``, ``AMI_PORT``, ``AMI_USER``, ``AMI_SECRET``,
+environment: ``AMI_HOST``, ``AMI_PORT``, ``AMI_USERNAME`` (or ``AMI_USER``), ``AMI_SECRET``,
 ``AMI_TLS`` (``1``), ``AMI_EVENTS`` (``on``/``off``/class list; default
 ``off``: web views usually only send actions).
 
@@ -38,7 +38,7 @@ def options_from_env(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]
     env = os.environ if environ is None else environ
     options: Dict[str, Any] = {
         "host": env.get("AMI_HOST", "127.0.0.1"),
-        "username": env.get("AMI_USER", ""),
+        "username": env.get("AMI_USERNAME") or env.get("AMI_USER", ""),
         "secret": env.get("AMI_SECRET", ""),
         "events": env.get("AMI_EVENTS", "off"),
     }

@@ -1,0 +1,146 @@
+"""``events``: follow live events until Ctrl-C or N events, filtered on the server where possible.
+
+The server-side ``Filter`` (a POSIX regex on the event text) only narrows
+the stream: it is built to let through at least every wanted event.  The
+exact match (names and globs, ``Key=Value`` with globs in the value) is
+done here, on every event.
+"""
+from __future__ import annotations
+
+import fnmatch
+import threading
+from typing import List, Optional, Tuple
+
+from ..client import AMIClient
+from ..exceptions import ClientClosed
+from ..packet import Event
+from ..state import ConnectionState, StateChange
+from ._connect import EXIT_USAGE, CLIError, Context, open_client
+from ._output import packet_json, packet_text
+
+__all__ = ["run_events", "server_filters"]
+
+_ERE_SPECIAL = set(".[]()*+?{}|^$\\")
+
+
+def _ere(text: str) -> Optional[str]:
+    """A glob as a POSIX extended regex (``*`` and ``?``), or None when it has brackets."""
+    if "[" in text:
+        return None
+    out = []
+    for char in text:
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        else:
+            out.append("\\" + char if char in _ERE_SPECIAL else char)
+    return "".join(out)
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else ("\\" + c if c in _ERE_SPECIAL else c) for c in name)
+
+
+def server_filters(names: List[str], matches: List[Tuple[str, str]]) -> List[str]:
+    """``Filter`` patterns that pass every wanted event (include filters are OR-ed by Asterisk)."""
+    header = None
+    if len(matches) == 1:
+        key, value = matches[0]
+        pattern = _ere(value)
+        if pattern is not None:
+            header = f"{_any_case(key)}: {pattern}"
+    if not names:
+        return [header] if header else []
+    filters = []
+    for name in names:
+        pattern = _ere(name)
+        if pattern is None:
+            return []  # one name we cannot express: filter nothing on the server
+        filters.append(f"Event: {pattern}" + (f".*{header}" if header else ""))
+    return filters
+
+
+def _parse_matches(items: List[str]) -> List[Tuple[str, str]]:
+    matches = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--filter expects Key=Value, got {item!r}")
+        matches.append((key.strip(), value))
+    return matches
+
+
+def _wanted(event: Event, names: List[str], matches: List[Tuple[str, str]]) -> bool:
+    if names and not any(fnmatch.fnmatchcase(event.name, name) for name in names):
+        return False
+    for key, value in matches:
+        if not any(fnmatch.fnmatchcase(v, value) for v in event.getlist(key)):
+            return False
+    return True
+
+
+def run_events(ctx: Context) -> int:
+    """Print matching events as they arrive; stop after ``--count`` or on Ctrl-C."""
+    args = ctx.args
+    names: List[str] = list(args.names)
+    matches = _parse_matches(args.filter or [])
+    if args.count < 0:
+        raise CLIError("--count must not be negative")
+    for text in names + [v for _, v in matches]:
+        if any(c in text for c in "\r\n\x00"):
+            raise CLIError("refused: a name or filter contains CR, LF or NUL")
+    settings = ctx.settings()
+    if settings.url:
+        raise CLIError("events over HTTP (--url) are not supported yet: use the TCP port (--host/--port)", EXIT_USAGE)
+    lock = threading.Lock()
+    done = threading.Event()
+    printed = [0]
+    broken: List[BaseException] = []
+
+    def show(event: Event) -> None:
+        if not _wanted(event, names, matches):
+            return
+        with lock:
+            if done.is_set():
+                return
+            try:
+                ctx.out.write(packet_json(event) + "\n" if args.json else packet_text(event, ctx.style))
+                ctx.out.flush()
+            except (BrokenPipeError, ValueError) as exc:  # reader gone, or stdout closed
+                broken.append(exc)
+                done.set()
+                return
+            printed[0] += 1
+            if args.count and printed[0] >= args.count:
+                done.set()
+
+    def on_state(change: StateChange) -> None:
+        if change.state is ConnectionState.DISCONNECTED and not isinstance(change.reason, ClientClosed):
+            ctx.note(f"amiclient: connection lost ({change.reason}); reconnecting")
+        elif change.state is ConnectionState.RECONNECTED:
+            ctx.note("amiclient: reconnected")
+
+    client = open_client(settings, events=True)
+    assert isinstance(client, AMIClient)
+    with client:
+        for pattern in server_filters(names, matches):
+            response = client.send_action("Filter", {"Operation": "Add", "Filter": pattern})
+            answer = client.wait(response)
+            if not answer.ok:  # e.g. no "system" write permission: filter here only
+                if args.verbose:
+                    ctx.note(f"amiclient: server-side filter refused ({answer.message}); filtering locally")
+                break
+        client.add_listener(show)
+        client.on_state(on_state)
+        listening = f"Listening for events on {settings.address} (Ctrl-C to stop)"
+        if args.json:
+            ctx.note(listening)
+        else:
+            ctx.out.write(ctx.style.dim(listening) + "\n\n")
+            ctx.out.flush()
+        while not done.wait(0.5):
+            pass
+    if broken and isinstance(broken[0], BrokenPipeError):
+        raise broken[0]
+    return 0
