@@ -61,9 +61,7 @@ import logging
 import re
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Pattern, Sequence, Set, Tuple, Union, cast
-
-from typing_extensions import Protocol
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union, cast
 
 from ._protocol import HeaderValue
 from .exceptions import ActionError, AMIError, UnsupportedAction
