@@ -197,7 +197,7 @@ def check_action(name: str, headers: Mapping[str, HeaderValue], mode: str = "war
     problems: List[Tuple[str, str]] = []
     present: Set[str] = set()
     for key, value in headers.items():
-        if value is None:
+        if value is None or not isinstance(key, str):  # a bad key is the serialiser's ValueError
             continue
         lower = key.lower()
         present.add(lower)

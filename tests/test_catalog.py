@@ -535,3 +535,65 @@ def test_namespace_over_the_http_client() -> None:
         assert ami.db[("fam", "key")] == "v"
         with pytest.raises(UnsupportedAction, match="13.38.3"):
             actions.queue_withdraw_caller("support", "x")
+
+
+def test_mypy_catches_bad_typed_calls(tmp_path: Path) -> None:
+    """The generated signatures are real types: wrong Literal, bool, missing required, unknown name."""
+    pytest.importorskip("mypy")
+    import subprocess
+
+    snippet = tmp_path / "use_catalog.py"
+    snippet.write_text(
+        "from amiclient import AMIClient\n"
+        "c = AMIClient()\n"
+        "c.actions.queue_pause('PJSIP/1', True, queue='q', timeout=5)\n"  # fine
+        "c.actions.bridge('a', 'b', tone='both')\n"  # line 4: not a Literal value
+        "c.actions.queue_pause('PJSIP/1', 'yes')\n"  # line 5: str for bool
+        "c.actions.db_get('fam')\n"  # line 6: missing required key
+        "c.actions.originate('x', chanel='y')\n"  # line 7: unknown parameter
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "cache"),
+         str(snippet)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    lines = sorted({int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error:" in line})
+    assert lines == [4, 5, 6, 7], result.stdout
+
+
+def test_racing_first_calls_ask_the_version_once() -> None:
+    with FakeAMIServer(users=USERS, legacy=True) as srv, connect(srv) as client:
+        errors: List[BaseException] = []
+        start = threading.Barrier(8)
+
+        def call() -> None:
+            start.wait(5)
+            try:
+                client.actions.queue_withdraw_caller("support", "x")
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(errors) == 8 and all(isinstance(e, UnsupportedAction) for e in errors)
+        assert [p.action for p in srv.received_actions].count("CoreSettings") == 1
+
+
+def test_typed_call_from_a_listener(server: FakeAMIServer) -> None:
+    """A listener (dispatcher thread) may make typed calls that need the version."""
+    with connect(server) as client:
+        results: List[Any] = []
+        done = threading.Event()
+
+        def listener(event: Any) -> None:
+            try:
+                results.append(client.actions.db_get_tree(family="fam").ok)
+            except BaseException as exc:  # reported below
+                results.append(exc)
+            done.set()
+
+        client.add_listener(listener, "UserEvent")
+        client.action("UserEvent", UserEvent="go")
+        assert done.wait(10) and results == [True]
