@@ -348,7 +348,8 @@ def render_family(family: str, actions: List[Action], versions: str) -> str:
     runtime = sorted({"DEFAULT", "ActionNamespace"} | (names & {"Variables", "CommaList"}))
     title = f"``{family}`` family"
     return "\n".join([
-        HEADER.format(versions=versions) + f'"""Typed methods for the {title}: ' + ", ".join(a.name for a in actions) + '."""',
+        HEADER.format(versions=versions) + '"""' + "\n".join(textwrap.wrap(
+            f"Typed methods for the {title}: " + ", ".join(a.name for a in actions) + ".", 100)) + '"""',
         "from __future__ import annotations", "",
         f"from typing import {', '.join(typing_names)}", "",
         "from .._protocol import HeaderValue",
