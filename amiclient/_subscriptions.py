@@ -38,10 +38,13 @@ class ListenerAPI:
         ``event``: a name (``"Hangup"``), a glob (``"Queue*"``), a list of
         those, or None for every event; ``filter``: a predicate on the event.
         """
+        _check_names(self, event)  # catalog
         return self._registry.add(callback, event, filter)
 
     def on(self, event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None) -> Callable[[_F], _F]:
         """Decorator form of :meth:`add_listener`."""
+        _check_names(self, event)  # catalog
+
         def register(callback: _F) -> _F:
             self._registry.add(callback, event, filter)
             return callback
@@ -78,3 +81,9 @@ class ListenerAPI:
 
         self._dispatcher.call_soon(notify)
 
+
+def _check_names(client: object, event: EventSpec) -> None:  # catalog: warn about a likely typo in an event name
+    if isinstance(event, (str, list, tuple, set, frozenset)) and getattr(client, "validate", "warn") != "off":
+        from .events import warn_unknown
+
+        warn_unknown(event)

@@ -37,6 +37,7 @@ from ._subscriptions import ListenerAPI
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, HeaderValue, header_value, pop_action_id, serialize_action, split_action
 from ._tracker import ActionFuture, ActionTracker, fail
 from .actions import ActionHelpers
+from .catalog import CatalogAPI, check_action, check_validate_mode  # catalog
 from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, AuthenticationError, ClientClosed, ConnectionLost
 from .packet import Event, Response
 from .retry import Backoff
@@ -50,7 +51,7 @@ _UNSET: Any = object()
 _clients: "weakref.WeakSet[AMIClient]" = weakref.WeakSet()
 
 
-class AMIClient(ListenerAPI, ActionHelpers):
+class AMIClient(ListenerAPI, ActionHelpers, CatalogAPI):
     """A thread-safe client for one Asterisk Manager Interface login.
 
     ``events``: True (all the user may read), False (none: an action-only
@@ -66,6 +67,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
     for listeners in a queue of at most ``event_queue_size`` events;
     ``overflow`` picks which go when it is full.  ``lazy``: connect on
     first use instead of on :meth:`connect`.
+    ``validate``: check every action against Asterisk's catalogue before sending: "warn", "strict" or "off" (see amiclient.catalog).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
         encoding: str = "utf-8",
         encoding_errors: str = "replace",
         lazy: bool = False,
+        validate: str = "warn",
     ) -> None:
         if auth not in ("auto", "md5", "plain"):
             raise ValueError(f"auth must be 'auto', 'md5' or 'plain', not {auth!r}")
@@ -111,6 +114,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
         self.encoding = encoding
         self.encoding_errors = encoding_errors
         self.lazy = lazy
+        self.validate = check_validate_mode(validate)  # catalog
         self._queue_options = dict(max_events=event_queue_size, overflow=overflow, backlog_warning=backlog_warning)
         self._registry = ListenerRegistry()
         self._dispatcher = self._new_dispatcher()
@@ -372,6 +376,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
         """
         name, merged = split_action(action, headers, fields)
         action_id = pop_action_id(merged) or self._next_action_id()
+        check_action(name, merged, self.validate)  # catalog
         data = serialize_action(name, merged, action_id)
         if timeout is _UNSET:
             timeout = self._default_timeout(name, merged)

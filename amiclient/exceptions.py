@@ -1,7 +1,7 @@
 """The amiclient exception hierarchy: every error the library raises derives from AMIError."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from .packet import Response
@@ -15,6 +15,7 @@ __all__ = [
     "AuthenticationError",
     "ActionError",
     "ActionTimeout",
+    "UnsupportedAction",
 ]
 
 
@@ -57,3 +58,13 @@ class ActionTimeout(AMIError, TimeoutError):
     def __init__(self, message: str, action_id: Optional[str] = None) -> None:
         super().__init__(message)
         self.action_id = action_id
+
+
+class UnsupportedAction(AMIError):
+    """The server's Asterisk version lacks this action (raised by ``client.actions`` before sending)."""
+
+    def __init__(self, message: str, action: str = "", version: str = "", since: Tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.action = action
+        self.version = version
+        self.since = since
