@@ -19,6 +19,7 @@ from .exceptions import (
     AuthenticationError,
     ClientClosed,
     ConnectionLost,
+    OriginateFailed,
     ProtocolError,
 )
 from .packet import Event, Packet, Response
@@ -46,5 +47,6 @@ __all__ = [
     "AuthenticationError",
     "ActionError",
     "ActionTimeout",
+    "OriginateFailed",
     "__version__",
 ]
