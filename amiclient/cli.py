@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import threading
-from typing import List, Optional, Sequence, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO
 
 from .client import AMIClient
 from .exceptions import AMIError
@@ -93,6 +93,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except AMIError as exc:
         sys.stderr.write(f"amiclient: {exc}\n")
         return 1
+    except ValueError as exc:  # caller data that cannot be sent as given: nothing was sent
+        sys.stderr.write(f"amiclient: {exc}\n")
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
@@ -106,7 +109,12 @@ def _run_remote(args: argparse.Namespace) -> int:
     with AMIClient(args.host, args.port, args.user, secret, tls=args.tls or None, timeout=args.timeout,
                    events=wants_events, reconnect=wants_events) as client:
         if args.command == "action":
-            headers = dict(item.split("=", 1) for item in args.headers)
+            headers: Dict[str, List[str]] = {}
+            for item in args.headers:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ValueError(f"not Key=Value: {item[:60]!r}")
+                headers.setdefault(key, []).append(value)  # a repeated key is sent every time
             _show(client.send_action(args.name, headers).result(args.timeout + 1), sys.stdout)
             return 0
         if args.command == "command":

@@ -10,8 +10,10 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
-from amiclient import ActionError, AMIClient, Event
+from amiclient import ActionError, ActionTimeout, AMIClient, Event
 from amiclient.testing import FakeAMIServer, Packet, Queue, QueueCaller, QueueMember, Recorder, User
+
+from .test_injection import HELPERS
 
 USERS = {"admin": "s3cr3t!"}
 
@@ -380,3 +382,74 @@ def test_queue_actions_need_the_agent_write_class() -> None:
             with pytest.raises(ActionError) as info:
                 viewer.queue_add("support", "PJSIP/1")
             assert error_message(info) == "Permission denied"
+
+
+# -- timeout: always the client's wait, never a header --------------------------------------------
+
+
+def test_ping_timeout_is_the_clients_wait(server: FakeAMIServer, client: AMIClient) -> None:
+    assert client.ping(timeout=1).ok
+    assert headers(sent(server, "Ping")) == []
+
+    def slow_pong(session: object, packet: Packet) -> List[Tuple[str, str]]:
+        done.wait(5.0)
+        return [("Response", "Success"), ("ActionID", packet.action_id or ""), ("Ping", "Pong")]
+
+    import threading
+    done = threading.Event()
+    server.add_handler("Ping", slow_pong)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ActionTimeout):
+            client.ping(timeout=0.2)
+        assert time.monotonic() - started < 1.0
+    finally:
+        done.set()
+
+
+@pytest.mark.parametrize("name, call", [(h[0], h[1]) for h in HELPERS], ids=[h[0] for h in HELPERS])
+def test_no_helper_turns_timeout_into_a_header(server: FakeAMIServer, client: AMIClient, name: str,
+                                               call: Callable[[AMIClient, str], object]) -> None:
+    before = len(server.received_actions)
+    helper = getattr(client, name.split()[0])
+    try:
+        call(_WithTimeout(client, helper), "x1")  # type: ignore[arg-type]
+    except ActionError:
+        pass
+    packets = server.received_actions[before:]
+    leaked = [(k, v) for p in packets for k, v in p.pairs if k.lower() == "timeout" and v in ("3", "3.0", "3000")]
+    assert packets and not leaked  # (AbsoluteTimeout's own Timeout carries its `seconds` argument: 5)
+
+
+class _WithTimeout:
+    """A client whose helper under test always gets ``timeout=3``."""
+
+    def __init__(self, client: AMIClient, helper: Callable[..., object]) -> None:
+        self._client, self._helper = client, helper
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._client, name)
+        if getattr(method, "__name__", None) != getattr(self._helper, "__name__", None):
+            return method
+        return lambda *args, **kwargs: method(*args, timeout=3, **kwargs)
+
+
+def test_originate_ring_timeout_is_seconds_sent_as_ms(server: FakeAMIServer, client: AMIClient) -> None:
+    client.originate("Local/1@test", application="Wait", ring_timeout=20, timeout=2)
+    packet = sent(server, "Originate")
+    assert packet.getlist("Timeout") == ["20000"]
+    for bad in (0, -1, "20", True):
+        with pytest.raises(ValueError):
+            client.originate("Local/1@test", application="Wait", ring_timeout=bad)  # type: ignore[arg-type]
+
+
+def test_hangup_takes_a_literal_name_or_an_explicit_regex(server: FakeAMIServer, client: AMIClient) -> None:
+    before = len(server.received_actions)
+    for call in (lambda: client.hangup(), lambda: client.hangup("SIP/a-1", regex="x"), lambda: client.hangup("/.*/"),
+                 lambda: client.hangup("SIP/a-1", cause=300)):
+        with pytest.raises(ValueError):
+            call()
+    assert server.received_actions[before:] == []
+    hold_call(server, client)
+    listed = client.hangup(regex=".*")
+    assert sent(server, "Hangup")["Channel"] == "/.*/" and len(listed.events) == 2 and server.channels == {}
