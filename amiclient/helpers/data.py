@@ -1,7 +1,7 @@
 """Variables, the AstDB, user events and CLI commands."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..exceptions import ActionError
 from ..packet import Response
@@ -16,6 +16,12 @@ __all__ = ["DataHelpers", "cli_quote"]
 def cli_quote(word: str) -> str:
     """``word`` as one argument of an Asterisk CLI command line (quoted, ``"`` and ``\\`` escaped)."""
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _show_row(line: str) -> Tuple[str, str]:
+    """``/family/key<padding>: value<padding>`` of ``database show``."""
+    key, _, value = line.partition(": ")
+    return key.rstrip(), value.rstrip()
 
 
 def _unknown_action(exc: ActionError) -> bool:
@@ -58,7 +64,7 @@ class DataHelpers(HelperHost):
         return self._call("DBPut", {"Family": family, "Key": key, "Val": value}, timeout)
 
     def db_del(self, family: str, key: str, *, timeout: Any = DEFAULT) -> bool:
-        """Delete an AstDB entry; False if it did not exist.
+        """Delete an AstDB entry; False if it did not exist (Asterisk 13 reports success either way).
 
         Servers without ``DBDel`` get the ``database del`` CLI command instead.
         """
@@ -88,8 +94,20 @@ class DataHelpers(HelperHost):
             raise
 
     def db_get_tree(self, family: str, key: Optional[str] = None, *, timeout: Any = DEFAULT) -> Dict[str, str]:
-        """Every AstDB entry under ``family`` (``DBGetTree``): ``{"/family/key": value}``."""
-        response = self._call("DBGetTree", {"Family": family, "Key": key}, timeout)
+        """Every AstDB entry under ``family`` (``DBGetTree``): ``{"/family/key": value}``.
+
+        Servers without ``DBGetTree`` (Asterisk 13) get the ``database show``
+        CLI command instead; its output pads values, so trailing blanks of
+        values are lost there.
+        """
+        try:
+            response = self._call("DBGetTree", {"Family": family, "Key": key}, timeout)
+        except ActionError as exc:
+            if not _unknown_action(exc):
+                raise
+            words = f"database show {cli_quote(family)}" + (f" {cli_quote(key)}" if key else "")
+            lines = self._call("Command", {"Command": words}, timeout).getlist("Output")
+            return dict(_show_row(line) for line in lines if line.startswith("/") and ": " in line)
         return {item.get("Key", ""): item.get("Val", "") for item in response.events}
 
     def user_event(self, name: str, *, timeout: Any = DEFAULT, **headers: "HeaderValue") -> Response:

@@ -20,6 +20,7 @@ _USAGE = {
     "get": "Usage: database get <family> <key>",
     "del": "Usage: database del <family> <key>",
     "deltree": "Usage: database deltree <family> [keytree]",
+    "show": "Usage: database show [family [keytree]]",
 }
 
 
@@ -45,4 +46,10 @@ def database_cli(server: "FakeAMIServer", command: str) -> Optional[Tuple[str, b
             for fk in doomed:
                 del server.db[fk]
             return ("%d database entries removed." % len(doomed) if doomed else "Database entries do not exist."), True
+        if verb == "show" and len(args) <= 2:
+            prefix = "/" + "/".join(args) if args else ""
+            rows = sorted(("/%s/%s" % fk, value) for fk, value in server.db.items())
+            rows = [(k, v) for k, v in rows if not prefix or k == prefix or k.startswith(prefix + "/")]
+            lines = ["%-50s: %-25s" % row for row in rows]
+            return "\n".join(lines + ["%d results found." % len(rows)]), True
     return _USAGE[verb], True
