@@ -342,3 +342,25 @@ def test_cli_repeated_keys_are_all_sent(server: FakeAMIServer) -> None:
     code, _ = run_cli(server, "UserEvent", "UserEvent=x", "Tag=a", "Tag=b")
     got = [p for p in server.received_actions[before:] if p.action.lower() == "userevent"]
     assert code == 0 and got[0].getlist("Tag") == ["a", "b"]
+
+
+# -- the fake splits like Asterisk (facts observed on a live server, and app.c's algorithm) -----------------
+
+
+def test_fake_splits_variable_headers_like_asterisk() -> None:
+    assert parse_variables(['A=x\\,y,B="p,q",C=r=s', "D= spaced "]) == {"A": "x,y", "B": "p,q", "C": "r=s",
+                                                                           "D": " spaced "}
+    assert parse_variables(["F=f(a,b),G=[c,d],H=\"i\\\"j\"", "noequals,=novalue,K="]) == {
+        "F": "f(a,b)", "G": "[c,d]", "H": 'i"j', "K": ""}
+    assert separate_args("a,b,") == ["a", "b", ""] and separate_args("") == []
+    assert separate_args(",".join("abc"), arraylen=2) == ["a", "b,c"]  # the rest is the last item, unsplit
+    assert separate_args('x"y,z', remove_chars=False) == ['x"y,z']
+    items = separate_args(",".join(f'"{i}"' for i in range(70)))
+    assert len(items) == 64 and items[:2] == ["0", "1"] and items[-1].startswith('"63"')
+
+
+@SETTINGS
+@given(st.dictionaries(VAR_NAME, ANY_TEXT.filter(lambda v: "\x00" not in v), min_size=1, max_size=5))
+def test_escaped_variables_split_back_exactly(variables: Dict[str, str]) -> None:
+    from amiclient._protocol import variable_line
+    assert parse_variables([variable_line(k, v) for k, v in variables.items()]) == variables

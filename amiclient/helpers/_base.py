@@ -33,7 +33,7 @@ def literal_channel(channel: str, what: str = "channel") -> str:
 
 def whole_seconds_ms(seconds: float, what: str) -> int:
     """``seconds`` as positive milliseconds (``ValueError`` for <= 0 or not a number)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 1e9:
         raise ValueError(f"{what} must be a positive number of seconds, not {seconds!r}")
     return max(1, int(round(seconds * 1000)))
 

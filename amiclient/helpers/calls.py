@@ -118,8 +118,9 @@ class CallHelpers(HelperHost):
         remove_listener = getattr(self, "remove_listener", None)
         if add_listener is None or remove_listener is None:
             raise TypeError("originate(wait=True) needs a client that delivers events (add_listener)")
+        current = threading.current_thread()
         dispatcher = getattr(getattr(self, "_dispatcher", None), "_thread", None)
-        if dispatcher is not None and dispatcher is threading.current_thread():
+        if dispatcher is current or current.name.startswith("amiclient-dispatch"):
             raise RuntimeError("originate(wait=True) inside a listener would wait for an event that this very "
                                "thread must deliver; use wait=False and a listener for OriginateResponse")
         given = [key for key in fields if key.lower() in ("actionid", "async")]
