@@ -29,7 +29,9 @@ successful\\n``) is removed.  Repeated keys keep every value.  Legacy
 
 :func:`serialize_action` builds the bytes of one action and refuses (with
 ``ValueError``) anything Asterisk would misread: CR or LF in a key or value,
-a line longer than 1022 bytes, more than 128 lines.
+a line longer than 1022 bytes, more than 128 lines, an ActionID it would not
+echo unchanged.  ``Variable`` mappings are escaped for Asterisk's argument
+splitter (``ast_app_separate_args``) so each name and value arrives whole.
 
 After a :class:`ProtocolError` the framer refuses further data.
 """

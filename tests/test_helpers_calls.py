@@ -12,7 +12,7 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from amiclient import ActionError, ActionTimeout, AMIClient, Event, OriginateFailed
+from amiclient import ActionError, ActionTimeout, AMIClient, ConnectionLost, Event, OriginateFailed
 from amiclient.testing import FakeAMIServer, Packet, Recorder, Session, build_response
 
 SECRET = "s3cr3t!"
@@ -249,3 +249,26 @@ def test_helpers_need_the_call_write_class() -> None:
                 viewer.originate("Local/1@test", application="Wait", wait=True)
             assert info.value.response.message == "Permission denied"
 
+
+
+def test_originate_wait_stops_with_connection_lost_when_the_link_drops(server: FakeAMIServer, client: AMIClient) -> None:
+    server.originate_delay = 5.0  # the result would come long after the drop, on a session that is gone
+    outcome: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            client.originate("Local/1@test", application="Wait", wait=True, ring_timeout=10)
+        except BaseException as exc:  # noqa: B902 - recorded for the assertion
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert server.wait_for_actions(3)  # login, originate (and maybe events); the originate is in
+    deadline = time.monotonic() + 5
+    while not any(p.action == "Originate" for p in server.received_actions) and time.monotonic() < deadline:
+        server.wait_for_actions(len(server.received_actions) + 1, timeout=0.1)
+    started = time.monotonic()
+    server.drop_all()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 3
+    assert isinstance(outcome[0], ConnectionLost) and "may still connect" in str(outcome[0])

@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Sequence, Union, overload
 
 from .._protocol import join_app_args
-from ..exceptions import ActionTimeout, OriginateFailed
+from ..exceptions import ActionTimeout, ConnectionLost, OriginateFailed
 from ..packet import Event, Response
 from ._base import DEFAULT, HelperHost, as_list, literal_channel, merge_extra, token, whole_seconds_ms
 
@@ -78,7 +78,8 @@ class CallHelpers(HelperHost):
         ``codecs``: codec names.  Asynchronous by default: the answer means
         "queued".  ``wait=True`` returns the ``OriginateResponse`` event of
         an answered call, or raises :class:`~amiclient.OriginateFailed`
-        (``.reason``, ``.event``) saying why it failed; it needs ``call``
+        (``.reason``, ``.event``) saying why it failed, or ConnectionLost if
+        the link drops first (the call may still connect); it needs ``call``
         events on this client and cannot run inside a listener.
         ``timeout``: the client's wait for the answer, in seconds (with
         ``wait=True``: added to the ring timeout).  ``extra``: raw headers
@@ -142,7 +143,18 @@ class CallHelpers(HelperHost):
                 outcome.append(event)
                 done.set()
 
+        lost: List[BaseException] = []
+
+        def on_state(change: Any) -> None:  # the result cannot come over a new session: stop waiting
+            if getattr(getattr(change, "state", None), "value", None) in ("disconnected", "closed") and not done.is_set():
+                lost.append(change.reason or ConnectionLost("the client was closed"))
+                done.set()
+
+        on_state_hook = getattr(self, "on_state", None)
+        remove_state = getattr(self, "remove_state_listener", None)
         handle = add_listener(on_result, "OriginateResponse", filter=matches)
+        if on_state_hook is not None:
+            on_state_hook(on_state)
         try:
             fields.update(Async=True, ActionID=action_id)
             self._call("Originate", fields, timeout)
@@ -153,6 +165,11 @@ class CallHelpers(HelperHost):
                                     f"within {wait:g} s; does this client receive call events?", action_id)
         finally:
             remove_listener(handle)
+            if remove_state is not None:
+                remove_state(on_state)
+        if not outcome:
+            raise ConnectionLost(f"the connection dropped before the OriginateResponse for {fields['Channel']} "
+                                 f"(ActionID {action_id}); the call may still connect: {lost[0]}")
         event = outcome[0]
         if event.get("Response", "").lower() == "success":
             return event
