@@ -423,7 +423,7 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     A list value repeats its header; a mapping value becomes one
     ``name=value`` line each (``Variable``), escaped so that Asterisk's
     argument splitter gives back exactly that name and value (see
-    :func:`variable_line`); ``None`` omits the header.  Raises
+    :func:`variable_line`; a ``None`` value omits its line); ``None`` omits the header.  Raises
     ``ValueError`` for what Asterisk would misread or silently change: CR,
     LF or NUL anywhere, a value starting with whitespace or a control
     character (Asterisk drops those), an invalid key or variable name, an
@@ -436,7 +436,8 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
         if value is None:
             continue
         if isinstance(value, Mapping):
-            lines.extend(f"{key}: {_value(key, variable_line(name, item))}" for name, item in value.items())
+            lines.extend(f"{key}: {_value(key, variable_line(name, item))}" for name, item in value.items()
+                         if item is not None)
         elif isinstance(value, (list, tuple)):
             lines.extend(f"{key}: {_value(key, item)}" for item in value)
         else:

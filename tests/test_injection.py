@@ -364,3 +364,9 @@ def test_fake_splits_variable_headers_like_asterisk() -> None:
 def test_escaped_variables_split_back_exactly(variables: Dict[str, str]) -> None:
     from amiclient._protocol import variable_line
     assert parse_variables([variable_line(k, v) for k, v in variables.items()]) == variables
+
+
+def test_a_none_variable_is_left_out_not_sent_as_text(server: FakeAMIServer, client: AMIClient) -> None:
+    _, packets = sent_by(server, client.ping, lambda: client.originate("Local/1@x", application="Wait",
+                                                                      variables={"A": None, "B": 0}, Async="false"))
+    assert packets[0].getlist("Variable") == ["B=0"] and packets[0].getlist("Async") == ["false"]

@@ -110,7 +110,7 @@ class CallHelpers(HelperHost):
         merge_extra(fields, extra)
         if wait:
             return self._originate_and_wait(fields, ring_timeout, timeout)
-        if asynchronous:
+        if asynchronous and not any(key.lower() == "async" for key in fields):
             fields["Async"] = True
         return self._call("Originate", fields, timeout)
 
