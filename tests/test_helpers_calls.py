@@ -272,3 +272,12 @@ def test_originate_wait_stops_with_connection_lost_when_the_link_drops(server: F
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 3
     assert isinstance(outcome[0], ConnectionLost) and "may still connect" in str(outcome[0])
+
+
+def test_originate_wait_on_asterisk_13() -> None:
+    with FakeAMIServer(users={"admin": SECRET}, legacy=True) as legacy:
+        with AMIClient("127.0.0.1", legacy.port, "admin", SECRET, reconnect=False) as old:
+            assert old.originate("Local/1@test", application="Wait", wait=True)["Reason"] == "4"
+            with pytest.raises(OriginateFailed) as info:
+                old.originate("Local/busy@test", application="Wait", wait=True)
+            assert info.value.reason == 5
