@@ -19,6 +19,8 @@ from .exceptions import (
     AuthenticationError,
     ClientClosed,
     ConnectionLost,
+    OriginateFailed,
+    UnsupportedAction,
     ProtocolError,
 )
 from .packet import Event, Packet, Response
@@ -46,5 +48,7 @@ __all__ = [
     "AuthenticationError",
     "ActionError",
     "ActionTimeout",
+    "OriginateFailed",
+    "UnsupportedAction",
     "__version__",
 ]

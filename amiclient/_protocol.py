@@ -29,7 +29,9 @@ successful\\n``) is removed.  Repeated keys keep every value.  Legacy
 
 :func:`serialize_action` builds the bytes of one action and refuses (with
 ``ValueError``) anything Asterisk would misread: CR or LF in a key or value,
-a line longer than 1022 bytes, more than 128 lines.
+a line longer than 1022 bytes, more than 128 lines, an ActionID it would not
+echo unchanged.  ``Variable`` mappings are escaped for Asterisk's argument
+splitter (``ast_app_separate_args``) so each name and value arrives whole.
 
 After a :class:`ProtocolError` the framer refuses further data.
 """
@@ -52,6 +54,10 @@ __all__ = [
     "split_action",
     "pop_action_id",
     "header_value",
+    "check_action_id",
+    "escape_app_arg",
+    "join_app_args",
+    "variable_line",
     "DEFAULT_MAX_PACKET_SIZE",
     "MAX_LINE_BYTES",
     "MAX_LINES",
@@ -359,15 +365,70 @@ def _value(key: str, value: Any) -> str:
     return text
 
 
+MAX_ACTION_ID = 64  # longer ones overflow Asterisk's fixed ActionID buffers and merge packets
+_ACTION_ID_OK = re.compile(r"[!-~](?:[ -~]*[!-~])?\Z")  # printable ASCII, no blank at either end
+_APP_ARG_SPECIAL = re.compile(r'([\\",()\[\]])')
+
+
+def check_action_id(action_id: str) -> str:
+    """``action_id`` if Asterisk echoes it back unchanged; else ``ValueError``.
+
+    Printable ASCII, no blank at either end, at most 64 characters.
+    """
+    if not isinstance(action_id, str) or len(action_id) > MAX_ACTION_ID or not _ACTION_ID_OK.match(action_id):
+        raise ValueError(f"invalid ActionID {action_id[:80] if isinstance(action_id, str) else action_id!r}: "
+                         f"use 1 to {MAX_ACTION_ID} printable ASCII characters, no blank at either end")
+    return action_id
+
+
+def escape_app_arg(text: str) -> str:
+    """``text`` escaped so Asterisk's argument splitter (``ast_app_separate_args``) yields it unchanged.
+
+    That splitter cuts on commas outside quotes, parentheses and brackets,
+    and removes quotes and backslashes; every such character gets a backslash.
+    """
+    return _APP_ARG_SPECIAL.sub(r"\\\1", text)
+
+
+def join_app_args(items: Sequence[Any], what: str = "argument") -> str:
+    """One comma-separated header value that Asterisk splits back into exactly ``items``."""
+    parts = [_render(item) for item in items]
+    if any(not part for part in parts):
+        raise ValueError(f"an empty {what} cannot be sent in a comma-separated list")
+    return ",".join(escape_app_arg(part) for part in parts)
+
+
+def variable_line(name: Any, value: Any) -> str:
+    """A ``Variable`` header value (``name=value``) that Asterisk reads back as exactly that pair.
+
+    Raises ``ValueError`` for a name Asterisk cannot receive: not a string,
+    empty, containing ``=``, or containing a comma outside parentheses
+    (``PJSIP_HEADER(add,X-Foo)`` is fine).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"invalid variable name {name!r}: a non-empty string is needed")
+    if "=" in name:
+        raise ValueError(f"invalid variable name {name[:60]!r}: Asterisk splits name and value at the first '='")
+    depth = 0
+    for char in name:
+        depth += 1 if char == "(" else -1 if char == ")" and depth else 0
+        if char == "," and not depth:
+            raise ValueError(f"invalid variable name {name[:60]!r}: a comma outside parentheses")
+    return f"{escape_app_arg(name)}={escape_app_arg(_render(value))}"
+
+
 def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id: Optional[str] = None) -> bytes:
     """The bytes of one action: ``Action`` first, the headers, then ``ActionID``.
 
     A list value repeats its header; a mapping value becomes one
-    ``key=value`` line each (``Variable``); ``None`` omits the header.
-    Raises ``ValueError`` for what Asterisk would misread or silently
-    change: CR, LF or NUL anywhere, a value starting with whitespace or a
-    control character (Asterisk drops those), an invalid key, a line over
-    1022 bytes, or more than 128 lines.
+    ``name=value`` line each (``Variable``), escaped so that Asterisk's
+    argument splitter gives back exactly that name and value (see
+    :func:`variable_line`; a ``None`` value omits its line); ``None`` omits the header.  Raises
+    ``ValueError`` for what Asterisk would misread or silently change: CR,
+    LF or NUL anywhere, a value starting with whitespace or a control
+    character (Asterisk drops those), an invalid key or variable name, an
+    ActionID Asterisk would not echo unchanged (:func:`check_action_id`), a
+    line over 1022 bytes, or more than 128 lines.
     """
     lines = [f"Action: {_check_name(action, 'action name')}"]
     for key, value in headers.items():
@@ -375,13 +436,14 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
         if value is None:
             continue
         if isinstance(value, Mapping):
-            lines.extend(f"{key}: {_value(key, f'{_render(name)}={_render(item)}')}" for name, item in value.items())
+            lines.extend(f"{key}: {_value(key, variable_line(name, item))}" for name, item in value.items()
+                         if item is not None)
         elif isinstance(value, (list, tuple)):
             lines.extend(f"{key}: {_value(key, item)}" for item in value)
         else:
             lines.append(f"{key}: {_value(key, value)}")
     if action_id is not None:
-        lines.append(f"ActionID: {action_id}")
+        lines.append(f"ActionID: {check_action_id(action_id)}")
     if len(lines) > MAX_LINES:
         raise ValueError(f"action has {len(lines)} lines; Asterisk accepts at most {MAX_LINES}")
     text = "\r\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .packet import Response
+    from .packet import Event, Response
 
 __all__ = [
     "AMIError",
@@ -16,6 +16,7 @@ __all__ = [
     "ActionError",
     "ActionTimeout",
     "UnsupportedAction",
+    "OriginateFailed",
 ]
 
 
@@ -68,3 +69,16 @@ class UnsupportedAction(AMIError):
         self.action = action
         self.version = version
         self.since = since
+
+
+class OriginateFailed(ActionError):
+    """An originated call did not connect: ``event`` is its ``OriginateResponse``, ``reason`` its Reason code."""
+
+    def __init__(self, event: "Event", message: str) -> None:
+        from .packet import Response
+
+        pairs = [("Response", "Failure"), ("ActionID", event.get("ActionID", "")), ("Message", message)]
+        super().__init__(Response.from_pairs(pairs))  # type: ignore[arg-type]
+        self.event = event
+        reason = event.get("Reason", "")
+        self.reason: Optional[int] = int(reason) if reason.lstrip("-").isdigit() else None

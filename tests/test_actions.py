@@ -10,8 +10,10 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
-from amiclient import ActionError, AMIClient, Event
+from amiclient import ActionError, ActionTimeout, AMIClient, Event
 from amiclient.testing import FakeAMIServer, Packet, Queue, QueueCaller, QueueMember, Recorder, User
+
+from .test_injection import HELPERS
 
 USERS = {"admin": "s3cr3t!"}
 
@@ -95,11 +97,12 @@ def test_originate_async_reports_through_originate_response(server: FakeAMIServe
     server.hold_calls = True
     response = client.originate("Local/200@test", application="Wait", data="5", caller_id='"Alice" <100>',
                                 variables={"A": 1, "B": "x=y"}, account="acct", channel_id="chan-1",
-                                timeout_ms=3000)
+                                ring_timeout=3)
     assert response.message == "Originate successfully queued"
     packet = sent(server, "Originate")
     assert headers(packet) == ["Channel", "Application", "Data", "Timeout", "CallerID", "Account", "ChannelId",
-                               "Async", "Variable", "Variable"]
+                               "Variable", "Variable", "Async"]
+    assert packet["Timeout"] == "3000"
     assert packet["Async"] == "true" and packet.getlist("Variable") == ["A=1", "B=x=y"]
     result = results.wait_for(1)[0]
     assert result.action_id == response.action_id and result["Response"] == "Success"
@@ -144,7 +147,7 @@ def test_hangup(server: FakeAMIServer, client: AMIClient) -> None:
         client.hangup(name)
     assert error_message(info) == "No such channel"
     hold_call(server, client)
-    listed = client.hangup("/^Local/200@test-.*;1$/")
+    listed = client.hangup(regex="^Local/200@test-.*;1$")
     assert len(listed.events) == 1 and listed.events[0]["Channel"].endswith(";1")
     assert listed.complete_event is not None and listed.complete_event["ListItems"] == "1"
     assert "Cause" not in sent(server, "Hangup")
@@ -208,7 +211,7 @@ def test_core_show_channels_and_status(server: FakeAMIServer, client: AMIClient)
 def test_getvar_and_setvar(server: FakeAMIServer, client: AMIClient) -> None:
     varsets: Recorder[Event] = Recorder()
     client.add_listener(varsets, event="VarSet")
-    assert client.getvar("GLOBALX") == ""
+    assert client.getvar("GLOBALX") is None
     assert client.setvar("GLOBALX", "42").message == "Variable Set"
     assert client.getvar("GLOBALX") == "42" and server.global_vars["GLOBALX"] == "42"
     assert "Channel" not in sent(server, "Setvar") and "Channel" not in sent(server, "Getvar")
@@ -218,7 +221,7 @@ def test_getvar_and_setvar(server: FakeAMIServer, client: AMIClient) -> None:
     client.setvar("LOCAL", "yes", channel=name)
     assert client.getvar("LOCAL", channel=name) == "yes"
     assert body(sent(server, "Getvar")) == [("Variable", "LOCAL"), ("Channel", name)]
-    assert client.getvar("LOCAL") == ""
+    assert client.getvar("LOCAL") is None
     for call in (lambda: client.setvar("X", "1", channel="SIP/none-1"), lambda: client.getvar("X", "SIP/none-1")):
         with pytest.raises(ActionError) as info:
             call()
@@ -235,11 +238,9 @@ def test_astdb_helpers(server: FakeAMIServer, client: AMIClient) -> None:
     assert client.db_get_tree("fam") == {"/fam/k1": "hello: world", "/fam/sub/k2": "two"}
     assert client.db_get_tree("fam", "sub") == {"/fam/sub/k2": "two"}
     assert client.db_get_tree("nothing") == {}
-    assert client.db_del("fam", "k1").message == "Key deleted successfully"
+    assert client.db_del("fam", "k1") is True
     assert client.db_get("fam", "k1") is None
-    with pytest.raises(ActionError) as info:
-        client.db_del("fam", "k1")
-    assert error_message(info) == "Database entry could not be deleted"
+    assert client.db_del("fam", "k1") is False  # "Database entry could not be deleted"
     with pytest.raises(ActionError) as info:
         client.db_get("", "k1")  # an error other than "not found" is raised, not turned into None
     assert error_message(info) == "No family specified."
@@ -259,14 +260,25 @@ def test_user_event(server: FakeAMIServer, client: AMIClient) -> None:
 
 
 def test_queue_status_lists_params_members_and_callers(server: FakeAMIServer, client: AMIClient) -> None:
-    items = client.queue_status()
+    items = client.action("QueueStatus").events
     assert [e.name for e in items] == ["QueueParams"]
     assert (items[0]["Queue"], items[0]["Strategy"], items[0]["Calls"]) == ("support", "ringall", "0")
+    support = client.queue_status()["support"]
+    assert (support.name, support.strategy, support.calls, support.members, support.entries) == (
+        "support", "ringall", 0, [], [])
     sales = server.queues["sales"] = Queue("sales", strategy="leastrecent")
     sales.add(QueueMember("PJSIP/7001", "Bob", dynamic=False, penalty=3))
     sales.callers.append(QueueCaller("PJSIP/9000-00000001", "1.1", "9000", "Carol", priority=5,
                                      joined=time.time() - 30))
-    items = client.queue_status("sales")
+    records = client.queue_status("sales")
+    assert list(records) == ["sales"]
+    sales_info = records["sales"]
+    assert (sales_info.strategy, sales_info.calls) == ("leastrecent", 1)
+    assert [(m.name, m.interface, m.membership, m.penalty, m.paused) for m in sales_info.members] == [
+        ("Bob", "PJSIP/7001", "static", 3, False)]
+    assert [(e.position, e.channel, e.caller_id_num, e.caller_id_name) for e in sales_info.entries] == [
+        (1, "PJSIP/9000-00000001", "9000", "Carol")]
+    items = client.action("QueueStatus", Queue="sales").events
     assert [e.name for e in items] == ["QueueParams", "QueueMember", "QueueEntry"]
     assert all(e.action_id == items[0].action_id for e in items)
     params, member, entry = items
@@ -277,10 +289,11 @@ def test_queue_status_lists_params_members_and_callers(server: FakeAMIServer, cl
         "1", "PJSIP/9000-00000001", "9000", "Carol")
     assert (entry["ConnectedLineNum"], entry["Priority"]) == ("unknown", "5") and entry["Wait"] in ("30", "31")
     assert body(sent(server, "QueueStatus")) == [("Queue", "sales")]
-    by_member = client.queue_status(member="Bob")  # the member filter leaves params and callers alone
+    by_member = client.action("QueueStatus", Member="Bob").events  # the member filter leaves params and callers alone
     assert [e.name for e in by_member] == ["QueueParams", "QueueParams", "QueueMember", "QueueEntry"]
-    assert [e.name for e in client.queue_status("sales", "PJSIP/other")] == ["QueueParams", "QueueEntry"]
-    assert client.queue_status("nosuchqueue") == []
+    assert [e.name for e in client.action("QueueStatus", Queue="sales", Member="PJSIP/other").events] == [
+        "QueueParams", "QueueEntry"]
+    assert client.queue_status("nosuchqueue") == {}
     summary = client.action("QueueSummary", Queue="sales").events
     assert [(e["Queue"], e["LoggedIn"], e["Available"], e["Callers"]) for e in summary] == [("sales", "1", "1", "1")]
 
@@ -294,15 +307,15 @@ def test_queue_add_pause_remove(server: FakeAMIServer, client: AMIClient) -> Non
                                               ("MemberName", "Agent 1"), ("Penalty", "2")]
     member = server.queues["support"].members["Local/200@test"]
     assert (member.name, member.penalty, member.paused, member.dynamic) == ("Agent 1", 2, False, True)
-    listed = client.queue_status("support", "Local/200@test")[1]
-    assert (listed["Name"], listed["Penalty"], listed["Paused"], listed["Status"]) == ("Agent 1", "2", "0", "1")
+    listed = client.queue_status("support", "Local/200@test")["support"].members[0]
+    assert (listed.name, listed.penalty, listed.paused, listed.status) == ("Agent 1", 2, False, 1)
 
     paused = client.queue_pause("Local/200@test", reason="lunch", queue="support")
     assert paused.message == "Interface paused successfully"
     assert body(sent(server, "QueuePause")) == [("Interface", "Local/200@test"), ("Paused", "true"),
                                                 ("Queue", "support"), ("Reason", "lunch")]
     assert (member.paused, member.paused_reason) == (True, "lunch") and member.last_pause > 0
-    assert client.queue_status(member="Agent 1")[1]["PausedReason"] == "lunch"
+    assert client.queue_status(member="Agent 1")["support"].members[0].paused_reason == "lunch"
     unpaused = client.queue_pause("Local/200@test", paused=False)  # no Queue: every queue it is in
     assert unpaused.message == "Interface unpaused successfully" and "Queue" not in sent(server, "QueuePause")
     assert sent(server, "QueuePause")["Paused"] == "false" and (member.paused, member.paused_reason) == (False, "")
@@ -329,11 +342,11 @@ def test_queue_add_pause_remove(server: FakeAMIServer, client: AMIClient) -> Non
 
 
 def test_queue_add_paused_member(server: FakeAMIServer, client: AMIClient) -> None:
-    client.queue_add("support", "PJSIP/7002", paused=True, Reason="training", StateInterface="Custom:7002")
+    client.queue_add("support", "PJSIP/7002", paused=True, reason="training", state_interface="Custom:7002")
     assert sent(server, "QueueAdd")["Paused"] == "true"
-    member = client.queue_status("support")[1]
-    assert (member["Name"], member["StateInterface"], member["Paused"], member["PausedReason"]) == (
-        "PJSIP/7002", "Custom:7002", "1", "training")
+    member = client.queue_status("support")["support"].members[0]
+    assert (member.name, member.state_interface, member.paused, member.paused_reason) == (
+        "PJSIP/7002", "Custom:7002", True, "training")
     summary = client.action("QueueSummary").events[0]
     assert (summary["LoggedIn"], summary["Available"]) == ("1", "0")
 
@@ -365,7 +378,78 @@ def test_queue_errors(server: FakeAMIServer, client: AMIClient) -> None:
 def test_queue_actions_need_the_agent_write_class() -> None:
     with FakeAMIServer(users={"viewer": User("pw", write="call")}) as srv:
         with AMIClient("127.0.0.1", srv.port, "viewer", "pw", reconnect=False, timeout=5.0) as viewer:
-            assert [e.name for e in viewer.queue_status()] == ["QueueParams"]  # QueueStatus needs no class
+            assert list(viewer.queue_status()) == ["support"]  # QueueStatus needs no class
             with pytest.raises(ActionError) as info:
                 viewer.queue_add("support", "PJSIP/1")
             assert error_message(info) == "Permission denied"
+
+
+# -- timeout: always the client's wait, never a header --------------------------------------------
+
+
+def test_ping_timeout_is_the_clients_wait(server: FakeAMIServer, client: AMIClient) -> None:
+    assert client.ping(timeout=1).ok
+    assert headers(sent(server, "Ping")) == []
+
+    def slow_pong(session: object, packet: Packet) -> List[Tuple[str, str]]:
+        done.wait(5.0)
+        return [("Response", "Success"), ("ActionID", packet.action_id or ""), ("Ping", "Pong")]
+
+    import threading
+    done = threading.Event()
+    server.add_handler("Ping", slow_pong)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ActionTimeout):
+            client.ping(timeout=0.2)
+        assert time.monotonic() - started < 1.0
+    finally:
+        done.set()
+
+
+@pytest.mark.parametrize("name, call", [(h[0], h[1]) for h in HELPERS], ids=[h[0] for h in HELPERS])
+def test_no_helper_turns_timeout_into_a_header(server: FakeAMIServer, client: AMIClient, name: str,
+                                               call: Callable[[AMIClient, str], object]) -> None:
+    before = len(server.received_actions)
+    helper = getattr(client, name.split()[0])
+    try:
+        call(_WithTimeout(client, helper), "x1")  # type: ignore[arg-type]
+    except ActionError:
+        pass
+    packets = server.received_actions[before:]
+    leaked = [(k, v) for p in packets for k, v in p.pairs if k.lower() == "timeout" and v in ("3", "3.0", "3000")]
+    assert packets and not leaked  # (AbsoluteTimeout's own Timeout carries its `seconds` argument: 5)
+
+
+class _WithTimeout:
+    """A client whose helper under test always gets ``timeout=3``."""
+
+    def __init__(self, client: AMIClient, helper: Callable[..., object]) -> None:
+        self._client, self._helper = client, helper
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._client, name)
+        if getattr(method, "__name__", None) != getattr(self._helper, "__name__", None):
+            return method
+        return lambda *args, **kwargs: method(*args, timeout=3, **kwargs)
+
+
+def test_originate_ring_timeout_is_seconds_sent_as_ms(server: FakeAMIServer, client: AMIClient) -> None:
+    client.originate("Local/1@test", application="Wait", ring_timeout=20, timeout=2)
+    packet = sent(server, "Originate")
+    assert packet.getlist("Timeout") == ["20000"]
+    for bad in (0, -1, "20", True):
+        with pytest.raises(ValueError):
+            client.originate("Local/1@test", application="Wait", ring_timeout=bad)  # type: ignore[arg-type]
+
+
+def test_hangup_takes_a_literal_name_or_an_explicit_regex(server: FakeAMIServer, client: AMIClient) -> None:
+    before = len(server.received_actions)
+    for call in (lambda: client.hangup(), lambda: client.hangup("SIP/a-1", regex="x"), lambda: client.hangup("/.*/"),
+                 lambda: client.hangup("SIP/a-1", cause=300)):
+        with pytest.raises(ValueError):
+            call()
+    assert server.received_actions[before:] == []
+    hold_call(server, client)
+    listed = client.hangup(regex=".*")
+    assert sent(server, "Hangup")["Channel"] == "/.*/" and len(listed.events) == 2 and server.channels == {}

@@ -177,11 +177,11 @@ def test_action_timeout_and_late_answer_is_dropped(server: FakeAMIServer, client
 def test_sync_originate_timeout_covers_the_call(server: FakeAMIServer) -> None:
     server.originate_delay = 0.5
     with make_client(server, timeout=0.3) as client:
-        response = client.originate("Local/100@test", application="Wait", data="1", timeout_ms=2000, asynchronous=False)
+        response = client.originate("Local/100@test", application="Wait", data="1", ring_timeout=2, asynchronous=False)
         assert response.message == "Originate successfully queued"
     with make_client(server, timeout=0.3) as client:
         with pytest.raises(ActionTimeout):  # 0.3 s + 10 ms is less than the 0.5 s the call takes
-            client.originate("Local/100@test", application="Wait", data="1", timeout_ms=10, asynchronous=False)
+            client.originate("Local/100@test", application="Wait", data="1", ring_timeout=0.01, asynchronous=False)
 
 
 def test_event_list_actions(server: FakeAMIServer, client: AMIClient) -> None:
@@ -207,7 +207,7 @@ def test_list_items_are_not_listener_events_but_action_id_events_are(server: Fak
     status = client.status()
     assert [e.name for e in status] == ["Status", "Status"]
     client.user_event("Mine", ActionID="ue-1", Foo="bar")
-    hangup = client.hangup("/^Local.*;1$/")
+    hangup = client.hangup(regex="^Local.*;1$")
     assert [e.name for e in hangup.events] == ["ChannelHungup"]
     user = seen.wait_for(1, where=lambda e: e.name == "UserEvent")[0]
     assert user["Foo"] == "bar" and user.action_id == "ue-1"

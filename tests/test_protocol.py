@@ -189,7 +189,7 @@ def test_serialize_shapes() -> None:
     data = serialize_action("Originate", {"Channel": "Local/200@test", "Async": True, "Timeout": 3000,
                                           "Variable": {"A": 1, "B": "2,C=3"}, "Skip": None}, "o1")
     assert data == (b"Action: Originate\r\nChannel: Local/200@test\r\nAsync: true\r\nTimeout: 3000\r\n"
-                    b"Variable: A=1\r\nVariable: B=2,C=3\r\nActionID: o1\r\n\r\n")
+                    b"Variable: A=1\r\nVariable: B=2\\,C=3\r\nActionID: o1\r\n\r\n")  # the comma escaped
 
 
 keys = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=":"), min_size=1, max_size=12)

@@ -415,6 +415,7 @@ def default_actions() -> List[ActionSpec]:
     """The built-in actions (calls included), with Asterisk 22's authorities."""
     from ._calls import CALL_ACTIONS
     from ._cli import act_command
+    from ._config_files import CONFIG_ACTIONS
     from ._queues import QUEUE_ACTIONS
 
     def auth(text: str) -> int:
@@ -444,6 +445,7 @@ def default_actions() -> List[ActionSpec]:
     ]
     table.extend(CALL_ACTIONS)
     table.extend(QUEUE_ACTIONS)
+    table.extend(CONFIG_ACTIONS)
     return [ActionSpec(name, handler, auth(priv), synopsis) for name, handler, priv, synopsis in table]
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
+from . import _appargs
 from ._events import CLASSES, Event
 from ._wire import Packet, build_response, encode_packet
 
@@ -120,28 +121,8 @@ def parse_callerid(text: str) -> Tuple[str, str]:
 
 
 def parse_variables(values: Sequence[str]) -> Dict[str, str]:
-    """``Variable`` headers: comma lists of ``name=value`` (``\\,`` and quotes protect)."""
-    result: Dict[str, str] = {}
-    for value in values:
-        items, cur, quoted, escape = [], "", False, False
-        for ch in value:
-            if escape:
-                cur, escape = cur + ch, False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                quoted = not quoted
-            elif ch == "," and not quoted:
-                items.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        items.append(cur)
-        for item in items:
-            name, sep, val = item.partition("=")
-            if sep and name:
-                result[name] = val
-    return result
+    """``Variable`` headers, split the way Asterisk does (see ``_appargs``)."""
+    return _appargs.parse_variables(values)
 
 
 class CallSimulator:
@@ -466,7 +447,7 @@ def act_status(s: "Session", p: Packet) -> "HandlerResult":
         chans = [found]
     else:
         chans = list(srv.calls.snapshot().values())
-    wanted = [v.strip() for v in p.get("Variables", "").split(",") if v.strip()]
+    wanted = [v for v in _appargs.parse_status_variables(p.get("Variables", "")) if v]
     packets: List[Pairs] = [_list_start(p, "Channel status will follow")]
     for c in chans:
         item: Pairs = [("Event", "Status"), ("Privilege", "Call")] + c.block(srv.legacy, True)

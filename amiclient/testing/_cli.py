@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Tuple
 
+from ._cli_database import database_cli
 from ._wire import Packet, build_response
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ def run_cli(server: "FakeAMIServer", command: str) -> Tuple[str, bool]:
     for key, value in list(server.command_outputs.items()):
         if " ".join(key.split()).lower() == norm:
             return (value(command) if callable(value) else value), True
+    database = database_cli(server, command)
+    if database is not None:
+        return database
     if norm == "core show version":
         text = "Asterisk %s built by amiclient @ fake on a x86_64 running Linux"
         return text % server.asterisk_version, True

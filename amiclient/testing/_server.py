@@ -32,6 +32,7 @@ from typing import (
 from ._actions import ActionSpec, Handler, HandlerResult, default_actions, unknown_action
 from ._calls import CallSimulator, Channel, OriginateRequest, match_reason
 from ._cli import run_cli
+from ._config_files import DEFAULT_MODULES, ConfigFile, default_config
 from ._events import ALL, Event, EventSpec, classes_to_mask, make_event, parse_event_mask
 from ._faults import Fault, FaultsMixin, FaultState
 from ._queues import Queue
@@ -152,6 +153,9 @@ class FakeAMIServer(FaultsMixin):
         self.db: Dict[Tuple[str, str], str] = {}
         #: Global dialplan variables.
         self.global_vars: Dict[str, str] = {}
+        #: GetConfig/UpdateConfig files and loaded modules (see ``_config_files``).
+        self.config_files: Dict[str, ConfigFile] = default_config()
+        self.modules: Set[str] = set(DEFAULT_MODULES)
         #: ExtensionState answers: ``(exten, context) -> (hint, status)``.
         self.hints: Dict[Tuple[str, str], Tuple[str, int]] = {}
         #: Call queues by name (one empty ``support`` queue by default).
