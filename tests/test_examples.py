@@ -58,12 +58,12 @@ def ami_env(server: FakeAMIServer, **extra: str) -> Dict[str, str]:
     return env
 
 
-def start(args: Sequence[str], env: Dict[str, str], cwd: Path = ROOT) -> "subprocess.Popen[str]":
+def start(args: Sequence[str], env: Dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[str]:
     return subprocess.Popen(list(args), env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
 
-def stop(proc: "subprocess.Popen[str]", sig: int = signal.SIGTERM) -> Tuple[int, str, str]:
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> Tuple[int, str, str]:
     """Send ``sig`` and collect the exit status and output (killing the process group if it hangs)."""
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -176,7 +176,7 @@ def http(method: str, url: str) -> Tuple[int, Any]:
             return error.code, json.loads(error.read())
 
 
-def wait_for_http(proc: "subprocess.Popen[str]", url: str) -> None:
+def wait_for_http(proc: subprocess.Popen[str], url: str) -> None:
     def up() -> bool:
         if proc.poll() is not None:
             out, err = proc.communicate()
