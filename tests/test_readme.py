@@ -1,6 +1,6 @@
-"""Every ``.. code-block:: python`` in README.rst runs against a fake Asterisk, so the README never goes stale.
+"""Every ``.. code-block:: python`` in README.rst (and docs/*.rst) runs against a fake Asterisk, so none goes stale.
 
-How it works (and the conventions README authors follow):
+How it works (and the conventions README and docs authors follow):
 
 * Each block runs with ``exec`` in a fresh namespace, in file order, while a
   ``FakeAMIServer`` (and a ``FakeAJAMServer`` in front of it) listen on
@@ -23,9 +23,13 @@ How it works (and the conventions README authors follow):
 
 * A block passes when it runs to the end without an exception; blocks use
   ``assert`` for what they promise.  ``print`` output is captured by pytest.
+  Logging configuration a block sets on the ``amiclient`` loggers is undone
+  after it.
+* Blocks in other languages (``console``, ``ini``, ``text``, ``::``) are not run.
 """
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from dataclasses import dataclass, field
@@ -37,7 +41,9 @@ import pytest
 from amiclient.shared import close_shared_client
 from amiclient.testing import FakeAJAMServer, FakeAMIServer
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.rst"
+DOCS = sorted((ROOT / "docs").glob("*.rst"))
 HOSTS = {"pbx.example.com", "pbx"}
 AMI_PORT, HTTP_PORT = 5038, 8088
 DIRECTIVE = re.compile(r"^\.\. readme-test:\s*(skip|continue)\b\s*(.*)$")
@@ -47,12 +53,13 @@ DIRECTIVE = re.compile(r"^\.\. readme-test:\s*(skip|continue)\b\s*(.*)$")
 class Block:
     line: int  # 1-based line of the code-block directive
     source: str
+    file: str = "README.rst"
     skip: Optional[str] = None
     continues: bool = False
     chain: List[Block] = field(default_factory=list)  # earlier blocks this one continues, in order
 
 
-def extract_blocks(text: str) -> List[Block]:
+def extract_blocks(text: str, file: str = "README.rst") -> List[Block]:
     """The python code blocks of an RST document, with their readme-test directives."""
     lines = text.splitlines()
     blocks: List[Block] = []
@@ -69,7 +76,7 @@ def extract_blocks(text: str) -> List[Block]:
             while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent):
                 body.append(lines[i])
                 i += 1
-            block = Block(start + 1, _dedent(body))
+            block = Block(start + 1, _dedent(body), file)
             j = start - 1
             while j >= 0 and (not lines[j].strip() or DIRECTIVE.match(lines[j].strip())):
                 found = DIRECTIVE.match(lines[j].strip())
@@ -93,7 +100,10 @@ def _dedent(body: List[str]) -> str:
     return "\n".join(line[width:] for line in body) + "\n"
 
 
-BLOCKS = extract_blocks(README.read_text(encoding="utf-8"))
+README_BLOCKS = extract_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = README_BLOCKS + [block for page in DOCS
+                          for block in extract_blocks(page.read_text(encoding="utf-8"), f"docs/{page.name}")]
+IDS = [f"{b.file}:{b.line}" for b in BLOCKS]
 
 
 def prepare(server: FakeAMIServer) -> None:
@@ -122,28 +132,35 @@ def fake_pbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAMIServer]:
         for name, value in {"AMI_HOST": "pbx.example.com", "AMI_PORT": str(AMI_PORT), "AMI_USER": "admin",
                             "AMI_SECRET": "secret"}.items():
             monkeypatch.setenv(name, value)
+        package_logger = logging.getLogger("amiclient")
+        saved = [(lg, lg.level, lg.propagate, list(lg.handlers), lg.disabled) for lg in
+                 [package_logger] + [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
+                                     if n.startswith("amiclient.")]]
         try:
             yield server
         finally:
             close_shared_client()
+            for lg, level, propagate, handlers, disabled in saved:
+                lg.setLevel(level)
+                lg.propagate, lg.handlers[:], lg.disabled = propagate, handlers, disabled
 
 
 def test_readme_has_python_blocks() -> None:
-    assert len(BLOCKS) >= 3, "the README's code blocks were not found: has the directive changed?"
+    assert len(README_BLOCKS) >= 3, "the README's code blocks were not found: has the directive changed?"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"line{b.line}" for b in BLOCKS])
-def test_readme_block_compiles(block: Block) -> None:
-    compile(block.source, f"README.rst:{block.line}", "exec")
+@pytest.mark.parametrize("block", BLOCKS, ids=IDS)
+def test_block_compiles(block: Block) -> None:
+    compile(block.source, f"{block.file}:{block.line}", "exec")
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"line{b.line}" for b in BLOCKS])
-def test_readme_block_runs(block: Block, fake_pbx: FakeAMIServer) -> None:
+@pytest.mark.parametrize("block", BLOCKS, ids=IDS)
+def test_block_runs(block: Block, fake_pbx: FakeAMIServer) -> None:
     if block.skip is not None:
-        pytest.skip(f"README.rst:{block.line}: {block.skip}")
+        pytest.skip(f"{block.file}:{block.line}: {block.skip}")
     namespace: Dict[str, Any] = {"__name__": "readme"}
     for part in block.chain + [block]:
-        exec(compile(part.source, f"README.rst:{part.line}", "exec"), namespace)
+        exec(compile(part.source, f"{part.file}:{part.line}", "exec"), namespace)
 
 
 def test_extract_blocks_conventions() -> None:
