@@ -27,7 +27,7 @@ from .packet import Event, Packet, Response
 from .retry import Backoff
 from .state import ClientStats, ConnectionState, StateChange
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AMIClient",

@@ -19,9 +19,18 @@ from __future__ import annotations
 import threading
 import time
 
-from common import (DIST_NAMES, FLOOD_NAMES, QUEUED_EVENTS, SECRET, USER, Unsupported,
-                    WorkerError, marker_bytes, raw_login, trigger_packet)
-
+from common import (
+    DIST_NAMES,
+    FLOOD_NAMES,
+    QUEUED_EVENTS,
+    SECRET,
+    USER,
+    Unsupported,
+    WorkerError,
+    marker_bytes,
+    raw_login,
+    trigger_packet,
+)
 
 # ── shared measurement loops ────────────────────────────────────────────────
 
@@ -464,6 +473,7 @@ class PanoramiskDriver(Driver):
     def __init__(self, port: int):
         import asyncio
         import logging
+
         from panoramisk import Manager
         from panoramisk.actions import Action
         logging.getLogger("panoramisk").setLevel(logging.CRITICAL)

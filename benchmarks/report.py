@@ -29,7 +29,7 @@ LABELS = {
 
 
 def fmt_rate(v: float) -> str:
-    return "{:,.0f}".format(v)
+    return f"{v:,.0f}"
 
 
 def _mb(kb) -> str:
@@ -136,9 +136,9 @@ def _queued_cells(res: dict) -> tuple[str, str]:
     shown = _mb(res["queued_rss_kb"])
     if q and q < QUEUED_EVENTS:
         shown += " at %s queued (≈ %s per 100k, extrapolated)" % (
-            "{:,}".format(q), _mb(res["queued_rss_kb"] * QUEUED_EVENTS / q))
+            f"{q:,}", _mb(res["queued_rss_kb"] * QUEUED_EVENTS / q))
     return shown, ", ".join(["RSS growth from before connect; %s queued" % (
-        "{:,}".format(q) if q is not None else "?")] + list(res.get("notes") or []))
+        f"{q:,}" if q is not None else "?")] + list(res.get("notes") or []))
 
 
 def _err(res) -> str:
@@ -191,7 +191,8 @@ def targets(runner) -> list[tuple[str, str, str, str]]:
     if r.get("ok"):
         ok = r["queued_rss_kb"] < 150 * 1024 and (r.get("queued") or 0) >= QUEUED_EVENTS
         out.append(("100k queued events cost < 150 MB", _mb(r["queued_rss_kb"]),
-                    "met" if ok else "NOT met", "" if (r.get("queued") or 0) >= QUEUED_EVENTS else "queue depth %s" % r.get("queued")))
+                    "met" if ok else "NOT met",
+                    "" if (r.get("queued") or 0) >= QUEUED_EVENTS else "queue depth %s" % r.get("queued")))
     else:
         out.append(("100k queued events cost < 150 MB", "n/a", "not measured", ""))
     return out
@@ -247,12 +248,13 @@ def machine_info(runner) -> list[str]:
         "- repository: %s" % head,
         "- clients: %s" % (", ".join(versions) or "none ran"),
         "- load: %s events/flood max, %.0f bytes/event on average (Newchannel/VarSet/Newstate/Hangup "
-        "from the Asterisk 22 recordings), loopback 127.0.0.1" % ("{:,}".format(runner.args.max_events),
+        "from the Asterisk 22 recordings), loopback 127.0.0.1" % (f"{runner.args.max_events:,}",
                                                                    runner.event_size),
         "- machine noise: other processes used %s during the run; hypervisor steal %s%s"
         % (("%.2f cores on average" % runner.noise["foreign_cores"]) if runner.noise else "?",
            ("%.2f cores" % runner.noise["steal_cores"]) if runner.noise else "?",
-           (" (**results disturbed: rerun on a quiet machine**)" if runner.noise and runner.noise["foreign_cores"] > 0.1 else "")),
+           (" (**results disturbed: rerun on a quiet machine**)"
+            if runner.noise and runner.noise["foreign_cores"] > 0.1 else "")),
         "- mode: %s, %d repetitions per scenario (median reported), ~%.1f s per repetition; %s"
         % ("--quick" if runner.args.quick else "full", runner.args.reps, runner.args.target,
            "load generator pinned to CPU %s, workers to CPU %s" % (

@@ -46,13 +46,11 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # the modules next to this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (HERE, LOADGEN, PIP_NAMES, QUEUED_EVENTS, RATE_SCENARIOS,  # noqa: E402
-                    REPO, RESULTS, SCENARIOS, VENVS, Unsupported)
+from common import HERE, LOADGEN, PIP_NAMES, QUEUED_EVENTS, RATE_SCENARIOS, REPO, RESULTS, SCENARIOS, VENVS, Unsupported  # noqa: E402
 from contenders import DRIVERS, dist_version  # noqa: E402
 from measure import CpuWatch, attach_noise, rss_kb, wait_quiet  # noqa: E402
 from report import fmt_rate, render  # noqa: E402
 from scenarios import MODES, Reporter, close_quiet, measure_idle, measure_queued, run_rate  # noqa: E402
-
 
 # ════════════════════════════════════════════════════════════════════════════
 # worker side: entry point (run.py --worker NAME --scenario KEY ...)
@@ -193,7 +191,7 @@ class Runner:
                 return str(vpy)
         return sys.executable
 
-    def spawn(self, contender: str, scenario: str, interactive: bool) -> "WorkerProc":
+    def spawn(self, contender: str, scenario: str, interactive: bool) -> WorkerProc:
         a = self.args
         cmd = [self.python_for(contender), "-W", "ignore", str(Path(__file__).resolve()),
                "--worker", contender, "--scenario", scenario, "--port", str(self.port),
@@ -210,7 +208,7 @@ class Runner:
         self._pin(w.p, self.cpus[1])
         return w
 
-    def _finish(self, w: "WorkerProc", timeout: float) -> dict:
+    def _finish(self, w: WorkerProc, timeout: float) -> dict:
         res = w.finish(timeout)
         self.live.discard(w)
         return res
@@ -323,7 +321,7 @@ class WorkerProc:
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                   stdin=subprocess.PIPE if interactive else subprocess.DEVNULL,
                                   start_new_session=True, text=True, cwd=str(HERE))
-        self.lines: "queue.Queue[str | None]" = queue.Queue()
+        self.lines: queue.Queue[str | None] = queue.Queue()
         self.err: list[str] = []
         self.result: dict | None = None
         self.dead = False

@@ -1,6 +1,8 @@
 """Print call events as they happen, and connection changes; survives Asterisk restarts.
 
     AMI_HOST=pbx AMI_USER=admin AMI_SECRET=... python examples/monitor_calls.py
+
+Ctrl-C (SIGINT) or SIGTERM stops it: the client logs off and the counters are printed.
 """
 import logging
 import os
@@ -14,6 +16,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client = AMIClient(os.environ.get("AMI_HOST", "127.0.0.1"), int(os.environ.get("AMI_PORT", "5038")),
                        os.environ.get("AMI_USER", "admin"), os.environ.get("AMI_SECRET", ""),
                        events="call", keepalive=20)

@@ -22,7 +22,7 @@ def main() -> None:
             host, port, user, secret = "127.0.0.1", server.port, "admin", "secret"
         client = stack.enter_context(AMIClient(host, port, user, secret, events="call"))
 
-        outcome: "dict[str, Event]" = {}
+        outcome: dict[str, Event] = {}
         done = threading.Event()
         action_id = f"originate-{uuid.uuid4().hex[:12]}"  # known before sending: no race with the event
 

@@ -36,7 +36,7 @@ class RawClient:
         self.sock = socket.create_connection(address, timeout=timeout)
         self.buf = b""
 
-    def __enter__(self) -> "RawClient":
+    def __enter__(self) -> RawClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
