@@ -11,6 +11,7 @@
 from ._listeners import ListenerHandle
 from ._tracker import ActionFuture
 from .client import AMIClient
+from .http import AMIHTTPClient
 from .exceptions import (
     ActionError,
     ActionTimeout,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AMIClient",
+    "AMIHTTPClient",
     "ActionFuture",
     "Backoff",
     "ClientStats",

@@ -11,6 +11,12 @@ Asterisk does for HTTP sessions.
 
 Threads: the HTTP acceptor, one per HTTP connection and one reader per
 bridged session.  ``stop()`` joins all of them and closes every socket.
+
+Tests steer it with ``tls`` (serve HTTPS), ``expire_sessions()`` (the
+next request of every session gets a new, logged-out one, as after
+Asterisk's ``httptimeout``), ``inject()`` (faults of proxies and dropped
+connections) and read ``requests`` (every rawman request, secrets
+masked).
 """
 from __future__ import annotations
 
@@ -19,18 +25,42 @@ import logging
 import random
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, Type, cast
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, cast
 from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
     from ._server import FakeAMIServer
 
-__all__ = ["FakeAJAMServer"]
+__all__ = ["FakeAJAMServer", "AJAMRequest", "HTTP_FAULTS"]
+
+#: Faults for ``FakeAJAMServer.inject``: what happens to the next matching request.
+HTTP_FAULTS = (
+    "drop_before_run",  # read the request, close the connection: nothing ran
+    "drop_after_run",  # run the action, then close without answering
+    "truncate",  # run the action, send half of the answer's body, close
+    "html",  # a proxy's HTML page (200 text/html); nothing ran
+    "status",  # an HTTP error status (``status=502``...) from a proxy; nothing ran
+    "stall",  # run the action, answer after ``delay`` seconds
+)
+
+
+class AJAMRequest(NamedTuple):
+    """One rawman request as the fake saw it (``Secret``/``Key`` values masked)."""
+
+    action: str
+    cookie: Optional[str]
+    params: Tuple[Tuple[str, str], ...]
+
+
+class _Fault:
+    def __init__(self, kind: str, action: Optional[str], times: int, status: int, delay: float) -> None:
+        self.kind, self.action, self.times, self.status, self.delay = kind, action, times, status, delay
 
 logger = logging.getLogger("amiclient.testing.http")
 
@@ -258,6 +288,7 @@ class FakeAJAMServer:
         httptimeout: int = 60,
         keep_alive: float = 15.0,
         answer_timeout: float = 30.0,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.ami = ami
         self.host = host
@@ -265,6 +296,10 @@ class FakeAJAMServer:
         self.httptimeout = httptimeout
         self.keep_alive = keep_alive
         self.answer_timeout = answer_timeout
+        self.tls = tls
+        #: Every rawman request, in arrival order.
+        self.requests: List[AJAMRequest] = []
+        self._faults: List[_Fault] = []
         self.server_version = "Asterisk/%s" % getattr(ami, "asterisk_version", "22.11.0-rc1")
         self.rawman_path = "/%s/rawman" % self.prefix if self.prefix else "/rawman"
         self._port = port
@@ -339,13 +374,59 @@ class FakeAJAMServer:
     def url(self) -> str:
         """The manager prefix URL, e.g. ``http://127.0.0.1:8088/asterisk/``."""
         host = "[%s]" % self.host if ":" in self.host else self.host
-        return "http://%s:%d/%s" % (host, self._port, self.prefix + "/" if self.prefix else "")
+        scheme = "https" if self.tls is not None else "http"
+        return "%s://%s:%d/%s" % (scheme, host, self._port, self.prefix + "/" if self.prefix else "")
 
     @property
     def session_count(self) -> int:
         """How many HTTP manager sessions are live."""
         with self._lock:
             return len(self._sessions)
+
+    # -- test controls -----------------------------------------------------------------
+
+    def expire_sessions(self) -> int:
+        """End every idle manager session now, as Asterisk does after ``httptimeout``; return how many."""
+        with self._lock:
+            victims = [s for s in self._sessions.values() if s.busy == 0]
+            for s in victims:
+                del self._sessions[s.ident]
+                s.destroyed = True
+                self._all.remove(s)
+        for s in victims:
+            s.destroy()
+        return len(victims)
+
+    def inject(self, kind: str, action: Optional[str] = None, *, times: int = 1, status: int = 502,
+               delay: float = 0.0) -> None:
+        """Apply fault ``kind`` (see ``HTTP_FAULTS``) to the next ``times`` requests (of ``action`` only, if given)."""
+        if kind not in HTTP_FAULTS:
+            raise ValueError("unknown fault %r; one of %s" % (kind, ", ".join(HTTP_FAULTS)))
+        with self._lock:
+            self._faults.append(_Fault(kind, action.lower() if action else None, times, status, delay))
+
+    def requests_of(self, action: str) -> List[AJAMRequest]:
+        """The requests for ``action`` (any case)."""
+        with self._lock:
+            return [r for r in self.requests if r.action.lower() == action.lower()]
+
+    def _take_fault(self, action: str) -> Optional[_Fault]:
+        with self._lock:
+            for fault in self._faults:
+                if fault.action is None or fault.action == action.lower():
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _log(self, params: Sequence[Tuple[str, str]], cookies: Sequence[str]) -> str:
+        action = _first(params, "action")
+        ident = _cookie_id(cookies)
+        masked = tuple((k, "********" if k.lower() in ("secret", "key") else v) for k, v in params)
+        with self._lock:
+            self.requests.append(AJAMRequest(action, None if ident is None else "%08x" % ident, masked))
+        return action
 
     # -- requests ---------------------------------------------------------------------
 
@@ -474,6 +555,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name = str(host)
         self.server_port = int(port)
 
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        context = self.ajam.tls
+        if context is not None:  # the handshake runs on the connection's thread
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
             target=self.process_request_thread, args=(request, client_address), name="FakeAJAM-http", daemon=True
@@ -505,6 +593,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.sys_version = ""
         super().setup()
         self.connection.settimeout(self.ajam.keep_alive)  # idle keep-alive connections end
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._rawman("GET")
@@ -532,14 +622,43 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         params = parse_qsl(query, keep_blank_values=True)
+        cookies = self.headers.get_all("Cookie") or []
+        action = self.ajam._log(params, cookies)
+        fault = self.ajam._take_fault(action)
+        if fault is not None and fault.kind in ("drop_before_run", "html", "status"):
+            self._refuse(fault)
+            return
         try:
-            body, cookie = self.ajam._handle(params, self.headers.get_all("Cookie") or [])
+            body, cookie = self.ajam._handle(params, cookies)
         except _Stopping as exc:
             logger.debug("request refused: %s", exc)
             self.send_error(503)
             return
+        head = self.ajam._head(cookie, len(body))
+        if fault is not None and fault.kind == "drop_after_run":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "truncate":
+            self.wfile.write(head + body[: len(body) // 2])
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.delay)
         self.log_request(200, len(body))
-        self.wfile.write(self.ajam._head(cookie, len(body)) + (b"" if method == "HEAD" else body))
+        self.wfile.write(head + (b"" if method == "HEAD" else body))
+
+    def _refuse(self, fault: _Fault) -> None:
+        self.close_connection = True
+        if fault.kind == "drop_before_run":
+            return
+        if fault.kind == "html":
+            page = b"<html><head><title>Proxy login</title></head><body><form>Sign in</form></body></html>\n"
+            status = "200 OK"
+        else:
+            page = ("<html><body><h1>%d</h1></body></html>\n" % fault.status).encode()
+            status = "%d Proxy Error" % fault.status
+        self.wfile.write(("HTTP/1.1 %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n" % (status, len(page))).encode("latin-1") + page)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         logger.debug("%s " + format, self.address_string(), *args)
