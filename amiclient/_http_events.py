@@ -40,6 +40,7 @@ class EventPoller:
         self._client = client
         self._lane = Lane()
         self._thread: Optional[threading.Thread] = None
+        self.polls = 0  # WaitEvent requests sent
 
     def wake(self) -> None:
         """Start the thread if the session should read events and none runs (the caller holds ``client._lock``).
@@ -123,6 +124,7 @@ class EventPoller:
         session = client._session
         seconds = max(0, int(client.poll_timeout))
         params = [("Action", "WaitEvent"), ("Timeout", str(seconds)), ("ActionID", session.next_action_id())]
+        self.polls += 1
         response = session.request("WaitEvent", params, seconds + client.timeout, lane=self._lane, allow_empty=True)
         if response is None:  # another WaitEvent on this session took over
             return []

@@ -183,7 +183,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         self._reconnects = 0
         self._in_flight = 0
         self._timed_out = 0
-        self._sent = 0
+        self._pool_running = 0  # send_action requests being sent (counted in _in_flight too)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -345,7 +345,6 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
             raise ClientClosed("the client is closed")
         with self._lock:
             self._in_flight += 1
-            self._sent += 1
         try:
             response = self._session.request(name, params, timeout)
         except ActionTimeout:
@@ -390,30 +389,37 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         return future
 
     def _run(self, future: ActionFuture, name: str, params: List[Tuple[str, str]], deadline: Optional[float]) -> None:
+        outcome: Union[Response, BaseException, None] = None
         try:
             if future.done():  # timed out or cancelled while queued: never sent
                 return
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                fail(future, ActionTimeout(f"{name} (ActionID {future.action_id}) waited {future.timeout:g} s "
-                                           f"for a send worker; not sent", future.action_id))
+                outcome = ActionTimeout(f"{name} (ActionID {future.action_id}) waited {future.timeout:g} s "
+                                        f"for a send worker; not sent", future.action_id)
                 return
+            with self._lock:
+                self._pool_running += 1
             try:
-                response = self._perform(name, params, left)
+                outcome = self._perform(name, params, left)
             except AMIError as exc:
-                fail(future, exc)
-                return
+                outcome = exc
             except Exception as exc:  # a bug: never leave the caller waiting
                 log.exception("sending %s failed", name)
-                fail(future, exc)
-                return
-            try:
-                future.set_result(response)
-            except Exception:  # timed out or cancelled meanwhile
-                pass
+                outcome = exc
+            finally:
+                with self._lock:
+                    self._pool_running -= 1
         finally:
             with self._lock:
                 self._futures.discard(future)
+            if isinstance(outcome, BaseException):
+                fail(future, outcome)
+            elif outcome is not None and not future.done():
+                try:
+                    future.set_result(outcome)
+                except Exception:  # timed out or cancelled meanwhile
+                    pass
 
     def action(
         self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
@@ -472,14 +478,14 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
 
     @property
     def stats(self) -> ClientStats:
-        """A snapshot of the client's counters (bytes are HTTP bodies)."""
+        """A snapshot of the client's counters (requests but WaitEvent polls; bytes are HTTP bodies)."""
         dispatcher = self._dispatcher
         transport = self._transport
         return ClientStats(
             events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
             events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
             queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
-            actions_sent=self._sent, actions_in_flight=self._in_flight + len(self._futures),
+            actions_sent=transport.requests - self._poller.polls, actions_in_flight=self._in_flight + len(self._futures) - self._pool_running,
             actions_timed_out=self._timed_out, reconnects=self._reconnects,
             bytes_in=transport.bytes_in, bytes_out=transport.bytes_out, connected=self.connected,
         )
