@@ -385,10 +385,13 @@ class FakeAJAMServer:
 
     # -- test controls -----------------------------------------------------------------
 
-    def expire_sessions(self) -> int:
-        """End every idle manager session now, as Asterisk does after ``httptimeout``; return how many."""
+    def expire_sessions(self, *, busy: bool = False) -> int:
+        """End every idle manager session now, as Asterisk does after ``httptimeout``; return how many.
+
+        ``busy=True`` ends sessions with requests in flight too (as a restart of Asterisk would).
+        """
         with self._lock:
-            victims = [s for s in self._sessions.values() if s.busy == 0]
+            victims = [s for s in self._sessions.values() if busy or s.busy == 0]
             for s in victims:
                 del self._sessions[s.ident]
                 s.destroyed = True
