@@ -144,6 +144,24 @@ def test_login_racing_requests_ends_with_the_authenticated_cookie(servers: Tuple
             assert len(cookies) == 1
 
 
+def test_request_answered_during_a_slow_login_cannot_replace_its_cookie(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    """A request with the dead cookie is answered (with a new, logged-out cookie) before the login's answer."""
+    _, ajam = servers
+    with make(ajam) as client:
+        ajam.expire_sessions()
+        ajam.inject("stall", "Login", delay=0.5)
+        results: Recorder[str] = Recorder()
+        login = threading.Thread(target=client.login)
+        login.start()
+        wait_until(lambda: len(ajam.requests_of("Login")) == 2)
+        worker = threading.Thread(target=lambda: results(client.ping()["Ping"]))
+        worker.start()
+        login.join(10)
+        worker.join(10)
+        assert results.items == ["Pong"]
+        assert client.ping()["Ping"] == "Pong" and len(ajam.requests_of("Login")) == 2
+
+
 def test_secret_and_cookie_never_logged(servers: Tuple[FakeAMIServer, FakeAJAMServer], caplog: Any) -> None:
     caplog.set_level(logging.DEBUG)
     _, ajam = servers
