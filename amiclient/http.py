@@ -219,8 +219,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         self._poller.abort()
         if self._session.logged_in:
             try:
-                self._session.request("Logoff", [("Action", "Logoff"), ("ActionID", self._session.next_action_id())],
-                                      min(1.0, timeout))
+                self._session.send_once("Logoff", [("Action", "Logoff"), ("ActionID", self._session.next_action_id())],
+                                        min(1.0, timeout))
             except AMIError as exc:  # the session expires on its own
                 log.debug("logoff from %s: %s", self.url, exc)
             self._session.forget()

@@ -1,18 +1,14 @@
 """FakeAJAMServer against the Asterisk 22 recordings (ajam-http.txt, ajam-waitevent.txt)."""
 from __future__ import annotations
 
-import logging
-import queue
 import re
-import select
 import socket
-import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
-from amiclient.testing import FakeAJAMServer, FakeAMIServer, build_response
+from amiclient.testing import FakeAJAMServer, FakeAMIServer
 
 from .conftest import FIXTURES
 
@@ -180,7 +176,7 @@ def load_exchanges(name: str) -> Dict[str, bytes]:
 
 def test_fake_wait_event_and_expiry_answer_like_the_recording() -> None:
     recorded = load_exchanges("ajam-waitevent.txt")
-    with FakeAMIServer(users={"admin": SECRET}) as ami, FakeAJAMServer(ami, httptimeout=10) as ajam:
+    with FakeAMIServer(users={"admin": SECRET}) as ami, FakeAJAMServer(ami) as ajam:
         with socket.create_connection(("127.0.0.1", ajam.port), timeout=5) as sock:
             _, headers, _ = http_get(sock, "/asterisk/rawman?action=login&username=admin&secret=s3cr3t!")
             cookie = COOKIE_ANY.match(dict(headers)["Set-Cookie"]).group(1)  # type: ignore[union-attr]
@@ -190,7 +186,8 @@ def test_fake_wait_event_and_expiry_answer_like_the_recording() -> None:
             want = recorded["GET /asterisk/rawman?action=waitevent&timeout=5&actionid=w1"]
             unprivileged = [[kv for kv in p if kv[0] != "Privilege"] for p in packets(want.partition(b"\r\n\r\n")[2])]
             assert [[kv for kv in p if kv[0] != "Privilege"] for p in packets(body)] == unprivileged
-            start = time.monotonic()  # httptimeout 10: WaitEvent is capped at 0 s
+            ajam.httptimeout = 10  # as in the recording from here on: WaitEvent is capped at 0 s
+            start = time.monotonic()
             _, _, body = http_get(sock, "/asterisk/rawman?action=waitevent&timeout=5&actionid=w-short", cookie)
             assert time.monotonic() - start < 2
             want = recorded["GET /asterisk/rawman?action=waitevent&timeout=5&actionid=w-short"]

@@ -28,11 +28,12 @@ import socketserver
 import ssl
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, cast
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, cast
 from urllib.parse import parse_qsl, urlsplit
+
+from ._http_bridge import _JOIN_TIMEOUT, _UNAUTH_LIFETIME, BridgedSession
 
 if TYPE_CHECKING:
     from ._server import FakeAMIServer
@@ -66,186 +67,10 @@ logger = logging.getLogger("amiclient.testing.http")
 
 _MAX_POST = 40960  # bytes of form data Asterisk accepts
 _MAX_PARAMS = 128  # AST_MAX_MANHEADERS
-_UNAUTH_LIFETIME = 5.0  # s; an HTTP session that never logged in
-_JOIN_TIMEOUT = 5.0
-_FOLLOWS = b"Response: Follows"
-_END_COMMAND = b"--END COMMAND--\r\n\r\n"
 
 
 class _Stopping(Exception):
     """The server is stopping (or the fake is unreachable): no new session."""
-
-
-class _Exchange:
-    """One action in flight on a bridged session: the packets the fake sent until the sentinel's answer."""
-
-    def __init__(self, action: str, sentinel: str) -> None:
-        self.action = action
-        self.sentinel = ("\r\nActionID: %s\r\n" % sentinel).encode()
-        self.packets: List[bytes] = []
-        self.body = b""
-        self.done = False
-
-    def finish(self, queue: Deque[bytes]) -> bool:
-        """Split the packets into the HTTP body and events for ``queue``; True if a Login succeeded."""
-        body: List[bytes] = []
-        answer: Optional[bytes] = None
-        listing = booted = False
-        for packet in self.packets:
-            if answer is None and packet.startswith(b"Response:"):
-                answer = packet
-                body.append(packet)
-                listing = b"\r\neventlist: start\r\n" in packet.lower()
-                booted = self.action == "login" and packet.startswith(b"Response: Success\r\n")
-            elif answer is not None and listing:
-                body.append(packet)
-                listing = b"\r\neventlist: complete\r\n" not in packet.lower()
-            elif booted and packet.startswith(b"Event: FullyBooted\r\n"):
-                body.append(packet)
-                booted = False
-            elif packet.startswith(b"Event:"):
-                queue.append(packet)
-        self.body = b"".join(body)
-        self.done = True
-        return self.action == "login" and answer is not None and answer.startswith(b"Response: Success\r\n")
-
-
-class _Session:
-    """One HTTP manager session and its TCP connection to the fake."""
-
-    def __init__(self, ident: int, sock: socket.socket) -> None:
-        self.ident = ident
-        self.cookie = "%08x" % ident
-        self.sock = sock
-        self.authenticated = False
-        self.expires = time.monotonic() + _UNAUTH_LIFETIME
-        self.busy = 0  # requests in progress; guarded by the server's lock
-        self.destroyed = False  # guarded by the server's lock
-        self.closed = False  # the fake closed the connection
-        self.events: Deque[bytes] = deque()
-        self.cond = threading.Condition()
-        self._action_lock = threading.Lock()
-        self._exchange: Optional[_Exchange] = None
-        self._waiter = 0
-        self._count = 0
-        self.thread = threading.Thread(target=self._read_loop, name="FakeAJAM-session-%s" % self.cookie, daemon=True)
-
-    def run(self, action: str, lines: Sequence[str], timeout: float) -> bytes:
-        """Send one action (and the sentinel); return the HTTP body."""
-        with self._action_lock:
-            with self.cond:
-                if self.closed:
-                    return b""
-                self._count += 1
-                sentinel = "ajam-sentinel-%s-%d" % (self.cookie, self._count)
-                exchange = self._exchange = _Exchange(action, sentinel)
-            text = "".join(line + "\r\n" for line in lines) + "\r\nAction: Ping\r\nActionID: %s\r\n\r\n" % sentinel
-            try:
-                self.sock.sendall(text.encode("utf-8", "surrogateescape"))
-            except OSError as exc:
-                logger.debug("session %s: send failed: %s", self.cookie, exc)
-            with self.cond:
-                if not self.cond.wait_for(lambda: exchange.done, timeout):
-                    logger.warning("session %s: no answer to %s within %g s", self.cookie, action, timeout)
-                    self._exchange = None
-                    self._finish(exchange)
-            return exchange.body
-
-    def wait_event(self, action_id: Optional[str], timeout: float) -> bytes:
-        """Answer ``WaitEvent``: wait for an event (or a newer WaitEvent), then drain the queue."""
-        with self.cond:
-            self._waiter += 1
-            me = self._waiter
-            self.cond.notify_all()
-            deadline = time.monotonic() + timeout
-            while not self.events and not self.closed and self._waiter == me:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.cond.wait(left)
-            if self._waiter != me:
-                return b""  # kicked out by a second WaitEvent, like Asterisk
-            drained = list(self.events)
-            self.events.clear()
-        id_text = "ActionID: %s\r\n" % action_id if action_id else ""
-        head = "Response: Success\r\n%sMessage: Waiting for Event completed.\r\n\r\n" % id_text
-        return head.encode() + b"".join(drained) + ("Event: WaitEventComplete\r\n%s\r\n" % id_text).encode()
-
-    def _finish(self, exchange: _Exchange) -> None:
-        if exchange.finish(self.events):
-            self.authenticated = True
-        self.cond.notify_all()
-
-    def _read_loop(self) -> None:
-        buf = bytearray()
-        banner = True
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                buf += data
-                if banner:
-                    newline = buf.find(b"\n")
-                    if newline < 0:
-                        continue
-                    del buf[: newline + 1]
-                    banner = False
-                for packet in _split(buf):
-                    self._route(packet)
-        except OSError as exc:
-            logger.debug("session %s: %s", self.cookie, exc)
-        finally:
-            with self.cond:
-                self.closed = True
-                exchange, self._exchange = self._exchange, None
-                if exchange is not None:
-                    self._finish(exchange)
-                self.cond.notify_all()
-
-    def _route(self, packet: bytes) -> None:
-        with self.cond:
-            exchange = self._exchange
-            if exchange is None:
-                if packet.startswith(b"Event:"):
-                    self.events.append(packet)
-                    self.cond.notify_all()
-            elif packet.startswith(b"Response:") and exchange.sentinel in packet:
-                self._exchange = None
-                self._finish(exchange)
-            else:
-                exchange.packets.append(packet)
-
-    def shutdown(self) -> None:
-        """Close the connection to the fake (the reader ends, waiters wake)."""
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def destroy(self) -> None:
-        """Shut down, join the reader and close the socket."""
-        self.shutdown()
-        if self.thread.ident is not None:
-            self.thread.join(_JOIN_TIMEOUT)
-        with self._action_lock:  # no sendall in progress
-            self.sock.close()
-
-
-def _split(buf: bytearray) -> List[bytes]:
-    """Remove and return the complete packets at the start of ``buf``."""
-    packets: List[bytes] = []
-    while True:
-        if buf.startswith(_FOLLOWS):
-            end = buf.find(_END_COMMAND)
-            size = len(_END_COMMAND)
-        else:
-            end = buf.find(b"\r\n\r\n")
-            size = 4
-        if end < 0:
-            return packets
-        packets.append(bytes(buf[: end + size]))
-        del buf[: end + size]
 
 
 def _cookie_id(headers: Sequence[str]) -> Optional[int]:
@@ -304,8 +129,8 @@ class FakeAJAMServer:
         self.rawman_path = "/%s/rawman" % self.prefix if self.prefix else "/rawman"
         self._port = port
         self._lock = threading.Lock()
-        self._sessions: Dict[int, _Session] = {}
-        self._all: List[_Session] = []
+        self._sessions: Dict[int, BridgedSession] = {}
+        self._all: List[BridgedSession] = []
         self._connections: Set[socket.socket] = set()
         self._handlers: Set[threading.Thread] = set()
         self._httpd: Optional[_HTTPServer] = None
@@ -453,7 +278,7 @@ class FakeAJAMServer:
             wanted = -1
         return float(limit if wanted < 0 or wanted > limit else wanted)
 
-    def _session_for(self, ident: Optional[int]) -> _Session:
+    def _session_for(self, ident: Optional[int]) -> BridgedSession:
         now = time.monotonic()
         with self._lock:
             if self._stopping:
@@ -472,7 +297,7 @@ class FakeAJAMServer:
             return session
         return self._new_session()
 
-    def _new_session(self) -> _Session:
+    def _new_session(self) -> BridgedSession:
         try:
             sock = socket.create_connection((self.ami.host, self.ami.port), timeout=5.0)
         except OSError as exc:
@@ -482,7 +307,7 @@ class FakeAJAMServer:
             ident = random.getrandbits(32)
             while not ident or ident in self._sessions:
                 ident = random.getrandbits(32)
-            session = _Session(ident, sock)
+            session = BridgedSession(ident, sock)
             if self._stopping:
                 sock.close()
                 raise _Stopping("the server is stopping")
@@ -492,7 +317,7 @@ class FakeAJAMServer:
             session.thread.start()
         return session
 
-    def _release(self, session: _Session) -> None:
+    def _release(self, session: BridgedSession) -> None:
         with self._lock:
             self.requests_handled += 1
             session.busy -= 1
