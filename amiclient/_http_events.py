@@ -73,14 +73,14 @@ class EventPoller:
         attempt = 0
         try:
             while True:
-                with client._lock:
+                with client._lock:  # wake() interrupts under this lock too: no interruption is missed
                     if client._closed:
                         return
+                    lane.interrupted = False
                     wanted = client._wanted_mask()
                     if wanted == "off" and client._session_mask == "off":
                         self._thread = None  # a listener added from now on starts a new thread
                         return
-                lane.interrupted = False
                 started = time.monotonic()
                 try:
                     if wanted != client._session_mask:

@@ -87,7 +87,7 @@ class Lane:
         self.conn: Optional[http.client.HTTPConnection] = None
         self.since = 0.0
         self.aborted = False  # the lane takes no more requests
-        self.interrupted = False  # a request was cut off on purpose: never re-send it
+        self.interrupted = False  # requests were stopped on purpose: refuse them, never re-send (its user resets it)
 
 
 class HTTPTransport:
@@ -192,10 +192,9 @@ class HTTPTransport:
             if conn is None:
                 conn = lane.conn = self._open(what)
             with self._lock:
-                if not lane.aborted:
+                if not (lane.aborted or lane.interrupted):
                     self._busy.add(conn)
                     return conn
-            self.close_lane(lane)
             raise NotSent(f"{what} was not sent: its connection was stopped")
         if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0)):
             raise ActionTimeout(f"no free connection to {self.url} for {what} (all {self.max_connections} busy)")
