@@ -52,7 +52,7 @@ from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError
 from .packet import Event, Response
 from .retry import Backoff
 from .state import ClientStats, ConnectionState, StateChange
-from .transport.http import HTTPTransport, NotSent
+from .transport.http import HTTPTransport
 from .transport.rawman import AJAMResponse
 
 __all__ = ["AMIHTTPClient", "AJAMClient", "AJAMResponse"]
@@ -145,13 +145,15 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         backlog_warning: int = 10_000,
         lazy: bool = False,
     ) -> None:
-        if tls is not None and tls is not True and not isinstance(tls, ssl.SSLContext):
-            raise ValueError("tls must be None, True or an ssl.SSLContext")
+        if not isinstance(tls, (bool, ssl.SSLContext)) and tls is not None:
+            raise ValueError("tls must be None, True, False or an ssl.SSLContext")
         context = tls if isinstance(tls, ssl.SSLContext) else None
         self._transport = HTTPTransport(url, ssl_context=context, connect_timeout=connect_timeout,
                                         max_connections=max_connections)
-        if tls is not None and not self._transport.https:
+        if tls not in (None, False) and not self._transport.https:
             raise ValueError("tls needs an https:// URL")
+        if tls is False and self._transport.https:
+            raise ValueError("an https:// URL needs TLS (tls=False contradicts it)")
         self.url = self._transport.url
         self.username = username
         self.events = events
@@ -354,8 +356,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         except ConnectionLost as exc:
             if self._closed:
                 raise ClientClosed(f"the client was closed while {name} was in flight") from None
-            if not isinstance(exc, NotSent) or "cannot reach" in str(exc):
-                self._went_down(exc)
+            self._went_down(exc)
             raise
         finally:
             with self._lock:

@@ -252,6 +252,20 @@ def test_proxy_and_http_errors_map_to_the_client_errors(servers: Tuple[FakeAMISe
         make(ajam).connect()
 
 
+def test_failed_request_reports_disconnected_and_the_next_success_reconnected(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    _, ajam = servers
+    with make(ajam) as client:
+        states: Recorder[StateChange] = Recorder()
+        client.on_state(states)
+        ajam.inject("status", "Ping", status=502)
+        with pytest.raises(ConnectionLost):
+            client.ping()
+        assert not client.connected and not client.wait_connected(0.01)
+        assert client.ping().ok and client.wait_connected(0)
+        assert [s.state for s in states.wait_for(2)] == [ConnectionState.DISCONNECTED, ConnectionState.RECONNECTED]
+        assert isinstance(states.items[0].reason, ConnectionLost) and client.stats.reconnects == 1
+
+
 def test_wrong_path_and_unreachable_server() -> None:
     with ajam_servers() as (_, ajam):
         client = AMIHTTPClient(f"http://127.0.0.1:{ajam.port}/wrong", "admin", SECRET)
@@ -276,6 +290,8 @@ def test_https_verifies_the_certificate(certificate: Any) -> None:  # noqa: F811
             assert client.ping().ok
     with pytest.raises(ValueError, match="https"):
         AMIHTTPClient("http://127.0.0.1:8088/asterisk", tls=True)
+    with pytest.raises(ValueError, match="https"):
+        AMIHTTPClient("https://127.0.0.1:8089/asterisk", tls=False)
 
 
 def test_url_forms() -> None:
