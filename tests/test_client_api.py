@@ -302,3 +302,18 @@ def test_on_state_and_remove_state_listener(any_client: Harness) -> None:
     seen = [s.state for s in states.items]
     assert seen[0] is ConnectionState.CONNECTED and seen[-1] is ConnectionState.CLOSED
     assert gone.items == []
+
+
+def test_add_filter_and_set_events(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    seen: Recorder[Event] = Recorder()
+    client.add_listener(seen, event=["UserEvent", "Hangup"])
+    any_client.sync_events()
+    assert client.add_filter("Event: Hangup").ok
+    any_client.server.emit("UserEvent", UserEvent="Filtered")
+    any_client.server.emit("Hangup", Channel="PJSIP/9-0009", Cause="16")
+    seen.wait_for(1, where=lambda e: e.name == "Hangup")
+    assert not any(e.get("UserEvent") == "Filtered" for e in seen.items)
+    assert client.set_events("call").ok
+    any_client.server.emit("Hangup", Channel="PJSIP/8-0008", Cause="16")
+    seen.wait_for(1, where=lambda e: e.get("Channel") == "PJSIP/8-0008")

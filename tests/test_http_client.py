@@ -370,6 +370,25 @@ def test_events_survive_session_expiry(servers: Tuple[FakeAMIServer, FakeAJAMSer
         assert seen.wait_for(1)[0]["UserEvent"] == "Back"
 
 
+def test_filters_are_applied_again_after_a_new_login(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    ami, ajam = servers
+    with make(ajam, poll_timeout=1.0) as client:
+        seen: Recorder[Event] = Recorder()
+        client.add_listener(seen, event=["UserEvent", "Hangup"])
+        wait_until(lambda: len(ajam.requests_of("WaitEvent")) >= 1)
+        client.add_filter("Event: Hangup")
+        assert ajam.expire_sessions(busy=True) == 1
+        wait_until(lambda: len(ajam.requests_of("Filter")) == 2)  # sent again in the new session
+        for n in range(100):
+            ami.emit("UserEvent", UserEvent="Filtered")
+            ami.emit("Hangup", Channel=f"PJSIP/{n}-0001", Cause="16")
+            if seen.items:
+                break
+            threading.Event().wait(0.05)
+        seen.wait_for(1)
+        assert all(e.name == "Hangup" for e in seen.items)
+
+
 # ---------------------------------------------------------------------- the send pool
 
 
@@ -418,3 +437,14 @@ def test_ajamclient_is_a_deprecated_alias(servers: Tuple[FakeAMIServer, FakeAJAM
         client = AJAMClient(servers[1].url, "admin", SECRET)
     with client:
         assert client.ping().ok
+
+
+def test_poller_does_not_spin_when_asterisk_answers_wait_event_at_once() -> None:
+    """httptimeout <= 10 caps WaitEvent at 0 s (recording): polls then come at most every 0.5 s."""
+    with ajam_servers(httptimeout=10) as (_, ajam):
+        with make(ajam) as client:
+            client.add_listener(lambda event: None)
+            wait_until(lambda: len(ajam.requests_of("WaitEvent")) >= 1)
+            start = time.monotonic()
+            wait_until(lambda: len(ajam.requests_of("WaitEvent")) >= 4, timeout=10)
+            assert time.monotonic() - start >= 1.4
