@@ -198,6 +198,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
                 return self
             self._session.login(self.connect_timeout + self.timeout)
             with self._lock:
+                if self._closed:  # closed while logging in: start nothing (the session expires on its own)
+                    raise ClientClosed("the client was closed while connecting")
                 self._started = True
                 self._dispatcher.start()
                 self._connected.set()

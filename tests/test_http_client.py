@@ -428,6 +428,7 @@ def test_many_threads_few_connections(servers: Tuple[FakeAMIServer, FakeAJAMServ
             results = list(pool.map(work, range(12)))
         assert results == [[f"{n}-{i}" for i in range(10)] for n in range(12)]
         assert len(client._transport._idle) <= 2
+        assert ajam.session_count == 1 and len(ajam.requests_of("Login")) == 1  # one session for every thread
 
 
 def test_ajamclient_is_a_deprecated_alias(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
