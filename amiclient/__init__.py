@@ -11,6 +11,7 @@
 from ._listeners import ListenerHandle
 from ._tracker import ActionFuture
 from .client import AMIClient
+from .http import AMIHTTPClient
 from .exceptions import (
     ActionError,
     ActionTimeout,
@@ -31,6 +32,7 @@ from ._version import __version__
 
 __all__ = [
     "AMIClient",
+    "AMIHTTPClient",
     "ActionFuture",
     "Backoff",
     "ClientStats",

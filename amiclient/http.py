@@ -1,392 +1,507 @@
-"""AMI over HTTP (Asterisk's AJAM ``/rawman`` URI): a synchronous, thread-safe client.
-
-Every call is one HTTP POST whose form fields are the action's headers; the
-body of the answer is AMI text, parsed by the protocol layer.  The manager
-session is the ``mansession_id`` cookie, shared by every thread using the
-client; concurrent calls run on separate keep-alive connections.  Events are
-delivered only through :meth:`AJAMClient.wait_event` (``WaitEvent``).
+"""AMI over HTTP (Asterisk's AJAM ``/rawman``) with the interface of :class:`~amiclient.AMIClient`.
 
 ::
 
-    with AJAMClient("http://127.0.0.1:8088/asterisk/", "admin", "secret") as ajam:
-        uptime = ajam.command("core show uptime")
-        events = ajam.wait_event(timeout=20)
+    with AMIHTTPClient("https://pbx:8089/asterisk", "admin", "secret") as client:
+        client.add_listener(on_hangup, event="Hangup")   # starts the WaitEvent poller
+        print(client.command("core show uptime"))
+
+Shared with the TCP client: the helpers (``ActionHelpers``), the listener
+registry, dispatcher and ``on_state`` (``ListenerAPI``), ``ActionFuture``,
+the sans-IO protocol and the exceptions.  Only the transport differs:
+``transport.http`` (pooled keep-alive POSTs), ``transport.rawman`` (bodies),
+``_http_session`` (login, cookie, expiry) and ``_http_events`` (WaitEvent).
+
+Threads:
+
+* ``action()`` runs its POST on the **calling thread** (on a pooled
+  connection), so many threads may call it at once;
+* ``send_action()`` hands the POST to a small **send pool**
+  (``workers`` threads, started on first use) and returns an
+  :class:`ActionFuture` at once.  A worker never runs user code: the
+  future's done-callbacks are handed to the dispatcher thread, where
+  listeners run, so a slow callback cannot starve the send pool;
+* while the client has at least one listener, the **poller** long-polls
+  ``WaitEvent`` on its own connection and feeds the dispatcher in order;
+  ``close()`` shuts its socket down, so it never waits for a long-poll.
+
+An action is never sent twice: only a request that certainly was not sent,
+or one read-only by nature, is retried after a dropped connection (see
+:mod:`amiclient.transport.http`); a request refused because the session had
+expired (nothing ran) is sent again once after a new login.
 """
 from __future__ import annotations
 
-import http.client
-import itertools
 import logging
-import math
-import re
-import socket
 import ssl
 import threading
 import time
-import uuid
-from types import TracebackType
-from typing import FrozenSet, List, Mapping, Optional, Sequence, Tuple, Type, Union, cast
-from urllib.parse import quote, urlencode, urlsplit
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from typing import Any, Callable, List, Mapping, Optional, Set, Tuple, Union
 
-from ._protocol import Framer, HeaderValue, header_value, parse_packet, pop_action_id, serialize_action, split_action
-from ._tracker import ends_list, list_completions
-from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, AuthenticationError, ClientClosed, ProtocolError
+from ._http_events import EventPoller
+from ._http_session import HTTPSession, action_params
+from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
+from ._protocol import HeaderValue, header_value, pop_action_id, serialize_action, split_action
+from ._subscriptions import ListenerAPI
+from ._tracker import ActionFuture, fail
+from .actions import ActionHelpers
+from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, ClientClosed, ConnectionLost
 from .packet import Event, Response
+from .retry import Backoff
+from .state import ClientStats, ConnectionState, StateChange
+from .transport.http import HTTPTransport
+from .transport.rawman import AJAMResponse
 
-__all__ = ["AJAMClient", "AJAMResponse"]
+__all__ = ["AMIHTTPClient", "AJAMClient", "AJAMResponse"]
 
 log = logging.getLogger("amiclient.http")
 
-_COOKIE = re.compile(r'mansession_id="?([0-9A-Fa-f]+)"?')
-_MAX_IDLE = 4  # keep-alive connections kept for reuse
-_IDLE_LIMIT = 10.0  # s; Asterisk drops idle keep-alive connections after 15 s (http.conf session_keep_alive)
-_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected)
+_UNSET: Any = object()
 _TRUE = ("true", "yes", "1", "y", "t", "on")
 
-Params = List[Tuple[str, str]]
+
+class _WatchedRegistry(ListenerRegistry):
+    """A ListenerRegistry that counts listeners and reports every change."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        super().__init__()
+        self._changed = changed
+        self._count_lock = threading.Lock()
+        self.count = 0
+
+    def add(self, callback: Callable[[Event], Any], event: EventSpec = None,
+            filter: Optional[Callable[[Event], bool]] = None) -> ListenerHandle:
+        handle = super().add(callback, event, filter)
+        with self._count_lock:
+            self.count += 1
+        self._changed()
+        return handle
+
+    def remove(self, handle: ListenerHandle) -> bool:
+        removed = super().remove(handle)
+        if removed:
+            with self._count_lock:
+                self.count -= 1
+            self._changed()
+        return removed
 
 
-class AJAMResponse(Response):
-    """A :class:`~amiclient.Response` read over HTTP, with the other events of its body."""
+class _HTTPFuture(ActionFuture):
+    """An ActionFuture whose done-callbacks run on the dispatcher thread, never on a send worker."""
 
-    _extra: Optional[List[Event]] = None
+    def __init__(self, action: str, action_id: str, timeout: Optional[float], hand_off: Callable[[Callable[[], Any]], None]) -> None:
+        super().__init__(action, action_id, timeout)
+        self._hand_off = hand_off
 
-    @property
-    def extra_events(self) -> List[Event]:
-        """Events of the body that are not list items (e.g. ``FullyBooted`` after Login)."""
-        if self._extra is None:
-            self._extra = []
-        return self._extra
+    def _invoke_callbacks(self) -> None:
+        callbacks = list(self._done_callbacks)
+        if not callbacks:
+            return
+
+        def run() -> None:
+            for callback in callbacks:
+                try:
+                    callback(self)
+                except Exception:
+                    log.exception("done-callback %r of %r raised", callback, self)
+
+        self._hand_off(run)
 
 
-class AJAMClient:
-    """A client for one manager login over HTTP (``/rawman``, cookie session).
+class AMIHTTPClient(ListenerAPI, ActionHelpers):
+    """A thread-safe client for one manager login over HTTP(S); the same interface as ``AMIClient``.
 
-    ``url`` is Asterisk's HTTP prefix (``http://host:8088/asterisk/``) or the
-    full ``.../rawman`` URL; ``https`` uses ``ssl_context`` (default: verify
-    with the system CAs).  ``timeout`` is the default per-request timeout in
-    seconds.  ``events`` is sent with Login: None (the user's default), True,
-    False or a class list such as ``"call,system"``.  Asterisk 22.11+ queues
-    events for the session from login on, so poll :meth:`wait_event` or log
-    in with ``events=False``.  An idle session expires after ``httptimeout``
-    (60 s by default); the next request then gets a new, logged-out session.
+    ``url``: Asterisk's HTTP prefix (``http://host:8088/asterisk``) or the
+    full ``.../rawman`` URL.  ``tls``: None or True (an ``https://`` URL is
+    verified with the system CAs) or an ``ssl.SSLContext``; TLS needs an
+    ``https://`` URL.  ``events``: the event mask while listeners exist
+    (True, False or a class list); without listeners the session reads no
+    events.  ``timeout``: default per-action timeout (s).  ``poll_timeout``:
+    the ``Timeout`` of each WaitEvent (s; Asterisk caps it at its
+    ``httptimeout`` - 10).  ``max_connections``: pooled connections;
+    ``workers``: threads running ``send_action`` requests.  ``lazy``:
+    connect on first use.
     """
 
     def __init__(
-        self, url: str = "http://127.0.0.1:8088/asterisk/", username: str = "", secret: str = "", *,
-        timeout: float = 10.0, ssl_context: Optional[ssl.SSLContext] = None, events: Union[None, bool, str] = None,
+        self,
+        url: str = "http://127.0.0.1:8088/asterisk",
+        username: str = "",
+        secret: str = "",
+        *,
+        events: Union[bool, str] = True,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        tls: Union[None, bool, ssl.SSLContext] = None,
+        backoff: Optional[Backoff] = None,
+        poll_timeout: float = 20.0,
+        max_connections: int = 8,
+        workers: int = 4,
+        event_queue_size: int = 500_000,
+        overflow: str = "drop_oldest",
+        backlog_warning: int = 10_000,
+        lazy: bool = False,
     ) -> None:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        if ssl_context is not None and scheme != "https":
-            raise ValueError("ssl_context needs an https:// URL")
-        path = (parts.path or "/").rstrip("/")
-        if not path.endswith("/rawman"):
-            path += "/rawman"
-        self._https = scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = path
-        self.rawman_url = f"{scheme}://{parts.netloc.rpartition('@')[2]}{path}"
+        if not isinstance(tls, (bool, ssl.SSLContext)) and tls is not None:
+            raise ValueError("tls must be None, True, False or an ssl.SSLContext")
+        context = tls if isinstance(tls, ssl.SSLContext) else None
+        self._transport = HTTPTransport(url, ssl_context=context, connect_timeout=connect_timeout,
+                                        max_connections=max_connections)
+        if tls not in (None, False) and not self._transport.https:
+            raise ValueError("tls needs an https:// URL")
+        if tls is False and self._transport.https:
+            raise ValueError("an https:// URL needs TLS (tls=False contradicts it)")
+        self.url = self._transport.url
         self.username = username
-        self._secret = secret
-        self.timeout = timeout
         self.events = events
-        self.ssl_context = (ssl_context or ssl.create_default_context()) if self._https else None
-        self._lock = threading.Lock()
-        self._idle: List[Tuple[http.client.HTTPConnection, float]] = []
-        self._cookie: Optional[str] = None
-        self._logged_in = False
-        self._closing = False
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.ssl_context = self._transport.ssl_context
+        self.backoff = backoff or Backoff()
+        self.poll_timeout = poll_timeout
+        self.workers = workers
+        self.lazy = lazy
+        self._lock = threading.RLock()
+        self._connect_lock = threading.Lock()
+        self._watched = _WatchedRegistry(self._listeners_changed)
+        self._registry = self._watched
+        self._dispatcher = Dispatcher(self._registry, name=f"amiclient-dispatch-{self.url}", max_events=event_queue_size,
+                                      overflow=overflow, backlog_warning=backlog_warning)
+        self._state_callbacks: Tuple[Callable[[StateChange], Any], ...] = ()
+        self._session = HTTPSession(self._transport, username, secret, mask=self._wanted_mask,
+                                    after_login=self._after_login)
+        self._session_mask = "off"  # the event mask of the current session
+        self._filters: List[Mapping[str, HeaderValue]] = []
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._started = False
         self._closed = False
-        self._id_prefix = uuid.uuid4().hex[:12]
-        self._id_counter = itertools.count(1)
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._futures: Set[ActionFuture] = set()
+        self._poller = EventPoller(self)
+        self._reconnects = 0
+        self._in_flight = 0
+        self._timed_out = 0
+        self._pool_running = 0  # send_action requests being sent (counted in _in_flight too)
 
-    # ------------------------------------------------------------------ session
+    # ------------------------------------------------------------------ lifecycle
 
-    def login(self) -> AJAMResponse:
-        """Log in (``Login`` with the plain secret); AuthenticationError if refused."""
-        if any(c in text for text in (self.username, self._secret) for c in "\r\n"):
-            raise ValueError("the username or secret contains CR or LF")
-        action_id = self._next_action_id()
-        params: Params = [("Action", "Login"), ("Username", self.username), ("Secret", self._secret)]
-        if self.events is not None:
-            params.append(("Events", self.events if isinstance(self.events, str) else ("on" if self.events else "off")))
-        params.append(("ActionID", action_id))
-        self._forget_session()  # a fresh session: the old cookie may have expired
-        response = self._exchange("Login", params, action_id, self.timeout)
-        if not response.ok:
-            self._forget_session()
-            raise AuthenticationError(f"login of {self.username!r} refused by {self.rawman_url}: {response.message}")
-        with self._lock:
-            self._logged_in = True
-        log.info("logged in to %s as %r", self.rawman_url, self.username)
-        return response
-
-    def logoff(self, *, timeout: Optional[float] = None) -> AJAMResponse:
-        """End the manager session (``Logoff``); a later :meth:`login` starts a new one."""
-        action_id = self._next_action_id()
-        params: Params = [("Action", "Logoff"), ("ActionID", action_id)]
-        try:
-            return self._exchange("Logoff", params, action_id, self.timeout if timeout is None else timeout)
-        finally:
-            self._forget_session()
-
-    def close(self) -> None:
-        """Log off (if logged in) and close every connection; idempotent."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            logged_in = self._logged_in
-        if logged_in:
-            try:
-                self.logoff(timeout=min(self.timeout, 1.0))
-            except AMIError as exc:  # the session expires on its own
-                log.debug("logoff from %s failed: %s", self.rawman_url, exc)
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.close()
-
-    def __enter__(self) -> "AJAMClient":
-        try:
-            self.login()
-        except BaseException:
-            self.close()
-            raise
+    def connect(self) -> "AMIHTTPClient":
+        """Log in; raises AuthenticationError or AMIConnectionError (ConnectionLost if unreachable)."""
+        with self._connect_lock:
+            if self._closed:
+                raise ClientClosed("the client is closed")
+            if self._started:
+                return self
+            self._session.login(self.connect_timeout + self.timeout)
+            with self._lock:
+                if self._closed:  # closed while logging in: start nothing (the session expires on its own)
+                    raise ClientClosed("the client was closed while connecting")
+                self._started = True
+                self._dispatcher.start()
+                self._connected.set()
+            self._emit(StateChange(ConnectionState.CONNECTED))
+            self._listeners_changed()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+    def login(self) -> AJAMResponse:
+        """Open a new manager session now (``connect()`` and session expiry do this on their own)."""
+        self._ensure_started()
+        return self._session.login(self.timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Log off, stop the poller and the send pool, close every connection; idempotent, safe from a listener."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._closing.set()
+            executor, self._executor = self._executor, None
+        self._poller.abort()
+        if self._session.logged_in:
+            try:
+                self._session.send_once("Logoff", [("Action", "Logoff"), ("ActionID", self._session.next_action_id())],
+                                        min(1.0, timeout))
+            except AMIError as exc:  # the session expires on its own
+                log.debug("logoff from %s: %s", self.url, exc)
+            self._session.forget()
+        self._transport.close()
+        with self._lock:
+            pending = list(self._futures)
+        for future in pending:
+            fail(future, ClientClosed("the client was closed"))
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._poller.join(timeout)
+        self._connected.clear()
+        self._emit(StateChange(ConnectionState.CLOSED))
+        self._dispatcher.stop(timeout)
+
+    def __enter__(self) -> "AMIHTTPClient":
+        return self.connect()
+
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
     @property
-    def logged_in(self) -> bool:
-        """True after a successful login, until logoff or a replaced session cookie."""
-        return self._logged_in
+    def address(self) -> str:
+        """The rawman URL."""
+        return self.url
+
+    @property
+    def ami_version(self) -> Optional[str]:
+        """None: HTTP has no AMI banner."""
+        return None
+
+    @property
+    def connected(self) -> bool:
+        """True while logged in and the last request reached the server."""
+        return self._connected.is_set()
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._closing
+        return self._closed
+
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        """Block until connected (or reachable again); False on timeout."""
+        return self._connected.wait(timeout)
+
+    def _ensure_started(self) -> None:
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        if not self._started:
+            if not self.lazy:
+                raise AMIConnectionError("not connected: call connect() first")
+            self.connect()
+
+    # ------------------------------------------------------------------ connection state
+
+    def _went_down(self, error: BaseException) -> bool:
+        """Note a failed request; True if the client was connected until now."""
+        with self._lock:
+            if self._closed or not self._connected.is_set():
+                return False
+            self._connected.clear()
+        log.warning("%s unreachable: %s", self.url, error)
+        self._emit(StateChange(ConnectionState.DISCONNECTED, reason=error))
+        return True
+
+    def _came_back(self) -> None:
+        with self._lock:
+            if self._closed or self._connected.is_set() or not self._started:
+                return
+            self._connected.set()
+            self._reconnects += 1
+        log.info("%s reachable again", self.url)
+        self._emit(StateChange(ConnectionState.RECONNECTED))
+
+    # ------------------------------------------------------------------ events and the session
+
+    def _wanted_mask(self) -> str:
+        """The event mask the session should have now: the client's while listeners exist, else off."""
+        if self.events is False or self._watched.count == 0 or self._closed:
+            return "off"
+        return self.events if isinstance(self.events, str) else "on"
+
+    def _after_login(self, mask: str) -> None:
+        """A new session: note its mask and re-apply the filters added through this client."""
+        self._session_mask = mask
+        for fields in list(self._filters):
+            try:
+                params = action_params(serialize_action("Filter", fields, self._session.next_action_id()))
+                self._session.send_once("Filter", params, self.timeout)
+            except AMIError as exc:
+                log.warning("re-applying a filter on %s failed: %s", self.url, exc)
+
+    def _listeners_changed(self) -> None:
+        with self._lock:
+            if self._started and not self._closed and self.events is not False:
+                self._poller.wake()
 
     # ------------------------------------------------------------------ actions
 
-    def send_action(
-        self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
-        *, timeout: Optional[float] = None, **fields: HeaderValue,
-    ) -> AJAMResponse:
-        """Send an action and return its response (``Error`` included).
+    def _prepare(
+        self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]],
+        fields: Mapping[str, HeaderValue], timeout: Optional[float],
+    ) -> Tuple[str, List[Tuple[str, str]], str, Optional[float]]:
+        name, merged = split_action(action, headers, dict(fields))
+        action_id = pop_action_id(merged) or self._session.next_action_id()
+        params = action_params(serialize_action(name, merged, action_id))  # ValueError before any I/O
+        if timeout is _UNSET:
+            timeout = self._default_timeout(name, merged)
+        return name, params, action_id, timeout
 
-        Headers follow the TCP client's rules (a list repeats a header, a
-        mapping gives ``key=value`` lines); CR or LF anywhere raises
-        ``ValueError`` before anything is sent.  A unique ``ActionID`` is
-        added unless given.  ``timeout`` defaults to the client's (plus the
-        ``Timeout`` of a synchronous Originate).
-        """
-        name, merged = split_action(action, headers, fields)
-        action_id = pop_action_id(merged) or self._next_action_id()
-        data = serialize_action(name, merged, action_id)  # validates: ValueError before any I/O
-        params = [cast(Tuple[str, str], tuple(line.split(": ", 1))) for line in data.decode("utf-8").split("\r\n") if line]
-        return self._exchange(name, params, action_id, self._timeout_for(name, merged, timeout))
-
-    def action(
-        self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
-        *, timeout: Optional[float] = None, **fields: HeaderValue,
-    ) -> AJAMResponse:
-        """Send an action and return its response; ActionError for ``Error``/``Failure``."""
-        response = self.send_action(action, headers, timeout=timeout, **fields)
-        if not response.ok:
-            raise ActionError(response)
-        return response
-
-    def command(self, command: str, *, timeout: Optional[float] = None) -> str:
-        """Run a CLI command; return its output (``Output`` lines joined with ``\\n``)."""
-        return self.action("Command", Command=command, timeout=timeout).output
-
-    def ping(self) -> AJAMResponse:
-        """``Ping``: a round trip to the server."""
-        return self.action("Ping")
-
-    def wait_event(self, timeout: Optional[float] = 30.0) -> List[Event]:
-        """Wait up to ``timeout`` s for events (``WaitEvent``); return every event queued.
-
-        ``timeout`` is rounded up to whole seconds; None waits as long as the
-        server allows (its ``httptimeout`` minus 10 s), 0 only drains.  The
-        list is empty on timeout, or when another ``wait_event`` on the same
-        session took over.
-        """
-        seconds = -1 if timeout is None else max(0, math.ceil(timeout))
-        action_id = self._next_action_id()
-        params: Params = [("Action", "WaitEvent"), ("Timeout", str(seconds)), ("ActionID", action_id)]
-        http_timeout = self.timeout + (3600.0 if timeout is None else seconds)  # None: capped by the server
-        body = self._post(params, http_timeout, "WaitEvent", action_id)
-        response = self._parse(body, "WaitEvent")
-        if response is None:  # a second WaitEvent on this session ended this one
-            return []
-        if not response.ok:
-            raise ActionError(response)
-        return [event for event in response.extra_events if event.name != "WaitEventComplete"]
-
-    # ------------------------------------------------------------------ internals
-
-    def _next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._id_counter)}"
-
-    def _timeout_for(self, name: str, fields: Mapping[str, HeaderValue], timeout: Optional[float]) -> float:
-        if timeout is not None:
-            return timeout
-        total = self.timeout
+    def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
+        timeout = self.timeout
         if name.lower() == "originate" and str(header_value(fields, "Async", "")).lower() not in _TRUE:
             try:
-                total += float(str(header_value(fields, "Timeout", 30000))) / 1000.0
+                timeout += float(str(header_value(fields, "Timeout", 30000))) / 1000.0
             except ValueError:
                 pass
-        return total
+        return timeout
 
-    def _forget_session(self) -> None:
+    def _perform(self, name: str, params: List[Tuple[str, str]], timeout: Optional[float]) -> Response:
+        if self._closed:
+            raise ClientClosed("the client is closed")
         with self._lock:
-            self._cookie = None
-            self._logged_in = False
-
-    def _exchange(self, name: str, params: Sequence[Tuple[str, str]], action_id: str, timeout: float) -> AJAMResponse:
-        response = self._parse(self._post(params, timeout, name, action_id), name)
-        if response is None:
-            raise ProtocolError(f"{self.rawman_url} sent no AMI response to {name} (ActionID {action_id})")
+            self._in_flight += 1
+        try:
+            response = self._session.request(name, params, timeout)
+        except ActionTimeout:
+            with self._lock:
+                self._timed_out += 1
+            raise
+        except ConnectionLost as exc:
+            if self._closed:
+                raise ClientClosed(f"the client was closed while {name} was in flight") from None
+            self._went_down(exc)
+            raise
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        self._came_back()
+        assert response is not None
         return response
 
-    def _post(self, params: Sequence[Tuple[str, str]], timeout: float, name: str, action_id: str) -> bytes:
-        """POST the form and return the body of a 200 answer; maps every failure to an AMIError."""
-        data = urlencode(params, quote_via=quote).encode("ascii")
-        log.debug("%s %s (ActionID %s)", self.rawman_url, name, action_id)
-        for attempt in (1, 2):
-            conn, reused = self._checkout(timeout)
-            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
-            cookie = self._cookie
-            if cookie is not None:
-                headers["Cookie"] = f'mansession_id="{cookie}"'
-            try:
-                conn.request("POST", self._path, data, headers)
-                answer = conn.getresponse()
-                body = answer.read()
-            except (socket.timeout, TimeoutError) as exc:
-                conn.close()
-                raise ActionTimeout(
-                    f"no answer to {name} (ActionID {action_id}) from {self.rawman_url} within {timeout:g} s", action_id
-                ) from exc
-            except _STALE as exc:
-                conn.close()
-                if reused and attempt == 1:  # the server closed an idle keep-alive connection
-                    log.debug("stale connection to %s (%r); retrying on a new one", self.rawman_url, exc)
-                    continue
-                raise AMIConnectionError(f"connection to {self.rawman_url} failed: {exc!r}") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise AMIConnectionError(f"cannot reach {self.rawman_url}: {exc!r}") from exc
-            self._take_cookie(answer, cookie)
-            if answer.will_close:
-                conn.close()
-            else:
-                self._checkin(conn)
-            if answer.status in (401, 403):
-                raise AuthenticationError(f"{self.rawman_url} refused {name}: HTTP {answer.status} {answer.reason}")
-            if answer.status != 200:
-                raise ProtocolError(f"{self.rawman_url} answered {name} with HTTP {answer.status} {answer.reason}")
-            return body
-        raise AssertionError("unreachable")  # pragma: no cover
+    def send_action(
+        self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
+        *, timeout: Optional[float] = _UNSET, **fields: HeaderValue,
+    ) -> ActionFuture:
+        """Send an action from the send pool; return a future of its :class:`Response` (errors included).
 
-    def _checkout(self, timeout: float) -> Tuple[http.client.HTTPConnection, bool]:
-        now = time.monotonic()
-        stale: List[http.client.HTTPConnection] = []
-        found: Optional[http.client.HTTPConnection] = None
+        Same forms and rules as ``AMIClient.send_action``: CR or LF raises
+        ``ValueError`` and sends nothing; the future fails with
+        ActionTimeout, ConnectionLost or ClientClosed.  An action still
+        queued when its timeout passes is never sent.
+        """
+        name, params, action_id, timeout = self._prepare(action, headers, fields, timeout)
+        self._ensure_started()
+        future = _HTTPFuture(name, action_id, timeout, self._dispatcher.call_soon)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._closed:
                 raise ClientClosed("the client is closed")
-            while self._idle and found is None:
-                conn, since = self._idle.pop()
-                if now - since < _IDLE_LIMIT:
-                    found = conn
-                else:
-                    stale.append(conn)
-        for conn in stale:
-            conn.close()
-        if found is not None:
-            found.timeout = timeout
-            if found.sock is not None:
-                found.sock.settimeout(timeout)
-            return found, True
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self.ssl_context), False
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout), False
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="amiclient-http-send")
+            self._futures.add(future)
+            self._executor.submit(self._run, future, name, params, deadline)
+        return future
 
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if not self._closed and len(self._idle) < _MAX_IDLE:
-                self._idle.append((conn, time.monotonic()))
-                return
-        conn.close()
-
-    def _take_cookie(self, answer: http.client.HTTPResponse, sent: Optional[str]) -> None:
-        """Adopt the answer's session cookie unless another request changed the session meanwhile."""
-        for header in answer.headers.get_all("Set-Cookie") or ():
-            match = _COOKIE.search(str(header))
-            if match is None:
-                continue
-            value = match.group(1).lower()
-            with self._lock:
-                if self._cookie != sent:  # a login, logoff or newer session won
-                    return
-                replaced = self._logged_in and sent is not None and sent != value
-                self._cookie = value
-                if replaced:
-                    self._logged_in = False
-            if replaced:
-                log.warning("%s started a new manager session: the old one expired or was closed; log in again", self.rawman_url)
-
-    def _parse(self, body: bytes, name: str) -> Optional[AJAMResponse]:
-        """The response in a rawman body, its list items in ``events``, other events in ``extra_events``."""
-        body = body.rstrip(b"\r\n")
-        if not body.strip():
-            return None
-        framer = Framer(expect_banner=False)
+    def _run(self, future: ActionFuture, name: str, params: List[Tuple[str, str]], deadline: Optional[float]) -> None:
+        outcome: Union[Response, BaseException, None] = None
         try:
-            packets = [parse_packet(text) for text in framer.feed(body + b"\r\n\r\n") if text.strip("\r\n")]
-        except ProtocolError as exc:
-            raise ProtocolError(f"{self.rawman_url} answered {name} with invalid AMI: {exc}") from exc
-        if framer.buffered:
-            raise ProtocolError(f"{self.rawman_url} answered {name} with a truncated AMI packet")
-        response: Optional[AJAMResponse] = None
-        items: List[Event] = []
-        extra: List[Event] = []
-        complete: Optional[Event] = None
-        listing = False
-        completions: FrozenSet[str] = frozenset()
-        for packet in packets:
-            if isinstance(packet, Response):
-                if response is not None:
-                    log.debug("%s: extra response in the answer to %s ignored", self.rawman_url, name)
-                    continue
-                response = cast(AJAMResponse, AJAMResponse.from_pairs(packet.items_all()))
-                found = list_completions(name.lower(), packet)
-                listing, completions = found is not None, found or frozenset()
-            elif isinstance(packet, Event) and listing:
-                if ends_list(packet, completions):
-                    complete, listing = packet, False
-                else:
-                    items.append(packet)
-            elif isinstance(packet, Event):
-                extra.append(packet)
-        if response is None:
-            raise ProtocolError(f"{self.rawman_url} answered {name} without a Response packet")
-        if items or complete is not None:
-            response.events = items
-            response.complete_event = complete
-        response.extra_events.extend(extra)
+            if future.done():  # timed out or cancelled while queued: never sent
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                outcome = ActionTimeout(f"{name} (ActionID {future.action_id}) waited {future.timeout:g} s "
+                                        f"for a send worker; not sent", future.action_id)
+                return
+            with self._lock:
+                self._pool_running += 1
+            try:
+                outcome = self._perform(name, params, left)
+            except AMIError as exc:
+                outcome = exc
+            except Exception as exc:  # a bug: never leave the caller waiting
+                log.exception("sending %s failed", name)
+                outcome = exc
+            finally:
+                with self._lock:
+                    self._pool_running -= 1
+        finally:
+            with self._lock:
+                self._futures.discard(future)
+            if isinstance(outcome, BaseException):
+                fail(future, outcome)
+            elif outcome is not None and not future.done():
+                try:
+                    future.set_result(outcome)
+                except Exception:  # timed out or cancelled meanwhile
+                    pass
+
+    def action(
+        self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
+        *, timeout: Optional[float] = _UNSET, **fields: HeaderValue,
+    ) -> Response:
+        """Send an action (on this thread) and return its response; ActionError for ``Error``/``Failure``.
+
+        Raises ActionTimeout, ConnectionLost or ClientClosed when no answer can come.
+        """
+        name, params, _, timeout = self._prepare(action, headers, fields, timeout)
+        self._ensure_started()
+        response = self._perform(name, params, timeout)
+        if not response.ok:
+            raise ActionError(response)
         return response
 
+    def wait(self, future: ActionFuture) -> Response:
+        """The response of a sent action, waiting up to its timeout (raises like :meth:`action`)."""
+        try:
+            return future.result(future.timeout)  # type: ignore[no-any-return]
+        except AMIError:
+            raise
+        except (TimeoutError, FuturesTimeoutError):
+            pass
+        error = ActionTimeout(f"no answer to {future.action} (ActionID {future.action_id}) within {future.timeout:g} s",
+                              future.action_id)
+        fail(future, error)
+        if future.exception() is error:
+            with self._lock:
+                self._timed_out += 1
+            raise error
+        return future.result(0)  # type: ignore[no-any-return]
+
+    def command(self, command: str, *, timeout: Optional[float] = _UNSET) -> str:
+        """Run a CLI command; return its output (``Output`` lines joined)."""
+        return self.action("Command", Command=command, timeout=timeout).output
+
+    def set_events(self, mask: Union[bool, str]) -> Response:
+        """Change the event mask used while listeners exist (sent now if the poller runs)."""
+        self.events = mask
+        value = self._wanted_mask()
+        response = self.action("Events", EventMask=value)
+        self._session_mask = value
+        return response
+
+    def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:
+        """Add a server-side event filter (``Filter``); re-applied after every new login."""
+        fields = {"Operation": "Add", "Filter": filter}
+        if match_criteria:
+            fields["MatchCriteria"] = match_criteria
+        response = self.action("Filter", fields)
+        self._filters.append(fields)
+        return response
+
+    # ------------------------------------------------------------------ stats
+
+    @property
+    def stats(self) -> ClientStats:
+        """A snapshot of the client's counters (requests but WaitEvent polls; bytes are HTTP bodies)."""
+        dispatcher = self._dispatcher
+        transport = self._transport
+        return ClientStats(
+            events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
+            events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
+            queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
+            actions_sent=transport.requests - self._poller.polls, actions_in_flight=self._in_flight + len(self._futures) - self._pool_running,
+            actions_timed_out=self._timed_out, reconnects=self._reconnects,
+            bytes_in=transport.bytes_in, bytes_out=transport.bytes_out, connected=self.connected,
+        )
+
     def __repr__(self) -> str:
-        state = "closed" if self._closing else ("logged in" if self._logged_in else "logged out")
-        return f"<AJAMClient {self.username}@{self.rawman_url} {state}>"
+        state = "closed" if self._closed else ("connected" if self.connected else "disconnected")
+        return f"<AMIHTTPClient {self.username}@{self.url} {state}>"
+
+
+class AJAMClient(AMIHTTPClient):
+    """Deprecated: use :class:`AMIHTTPClient` (``ssl_context`` is now ``tls``)."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8088/asterisk/", username: str = "", secret: str = "", *,
+                 ssl_context: Optional[ssl.SSLContext] = None, **options: Any) -> None:
+        warnings.warn("AJAMClient is deprecated; use amiclient.AMIHTTPClient", DeprecationWarning, stacklevel=2)
+        super().__init__(url, username, secret, tls=ssl_context, **options)

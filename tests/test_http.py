@@ -1,20 +1,14 @@
-"""AMI over HTTP: FakeAJAMServer against the Asterisk 22 recording, and AJAMClient against the fake."""
+"""FakeAJAMServer against the Asterisk 22 recordings (ajam-http.txt, ajam-waitevent.txt)."""
 from __future__ import annotations
 
-import logging
-import queue
 import re
-import select
 import socket
-import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
-from amiclient import ActionError, ActionTimeout, AMIConnectionError, AuthenticationError, ClientClosed, ProtocolError
-from amiclient.http import AJAMClient
-from amiclient.testing import FakeAJAMServer, FakeAMIServer, build_response
+from amiclient.testing import FakeAJAMServer, FakeAMIServer
 
 from .conftest import FIXTURES
 
@@ -100,12 +94,6 @@ def servers() -> Iterator[Tuple[FakeAMIServer, FakeAJAMServer]]:
         yield ami, ajam
 
 
-@pytest.fixture
-def client(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> Iterator[AJAMClient]:
-    with AJAMClient(servers[1].url, "admin", SECRET, timeout=5.0) as ajam_client:
-        yield ajam_client
-
-
 # ---------------------------------------------------------------------- the fake vs the recording
 
 
@@ -172,187 +160,60 @@ def test_fake_takes_post_forms_repeated_and_case_insensitive_params(servers: Tup
         conn.close()
 
 
-# ---------------------------------------------------------------------- the client
+
+def load_exchanges(name: str) -> Dict[str, bytes]:
+    """``request line -> response body`` of a recording with requests (ajam-waitevent.txt)."""
+    data = (FIXTURES / "asterisk-22" / name).read_bytes()
+    found = {}
+    for part in data.split(b"### ")[1:]:
+        title = part.partition(b"\n")[0].decode().split("  (")[0]
+        response = part[part.index(b"HTTP/1.1 200"):]
+        head, _, rest = response.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        found[title] = head + b"\r\n\r\n" + rest[:length]
+    return found
 
 
-def test_login_ping_command_and_db(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    assert client.logged_in and servers[1].session_count == 1
-    assert client.ping()["Ping"] == "Pong"
-    assert client.command("core show uptime").startswith("System uptime: ")
-    assert client.action("DBPut", Family="aj", Key="k", Val="v1").message == "Updated database successfully"
-    response = client.action("DBGet", Family="aj", Key="k", ActionID="d2")
-    assert response.action_id == "d2"
-    assert [(e.name, e["Val"], e.action_id) for e in response.events] == [("DBGetResponse", "v1", "d2")]
-    assert response.complete_event is not None and response.complete_event["ListItems"] == "1"
-    assert response.extra_events == []
+def test_fake_wait_event_and_expiry_answer_like_the_recording() -> None:
+    recorded = load_exchanges("ajam-waitevent.txt")
+    with FakeAMIServer(users={"admin": SECRET}) as ami, FakeAJAMServer(ami) as ajam:
+        with socket.create_connection(("127.0.0.1", ajam.port), timeout=5) as sock:
+            _, headers, _ = http_get(sock, "/asterisk/rawman?action=login&username=admin&secret=s3cr3t!")
+            cookie = COOKIE_ANY.match(dict(headers)["Set-Cookie"]).group(1)  # type: ignore[union-attr]
+            http_get(sock, "/asterisk/rawman?action=waitevent&timeout=0", cookie)  # drain the login's events
+            ami.emit("UserEvent", UserEvent="RecTest", Key="value")
+            _, _, body = http_get(sock, "/asterisk/rawman?action=waitevent&timeout=5&actionid=w1", cookie)
+            want = recorded["GET /asterisk/rawman?action=waitevent&timeout=5&actionid=w1"]
+            unprivileged = [[kv for kv in p if kv[0] != "Privilege"] for p in packets(want.partition(b"\r\n\r\n")[2])]
+            assert [[kv for kv in p if kv[0] != "Privilege"] for p in packets(body)] == unprivileged
+            ajam.httptimeout = 10  # as in the recording from here on: WaitEvent is capped at 0 s
+            start = time.monotonic()
+            _, _, body = http_get(sock, "/asterisk/rawman?action=waitevent&timeout=5&actionid=w-short", cookie)
+            assert time.monotonic() - start < 2
+            want = recorded["GET /asterisk/rawman?action=waitevent&timeout=5&actionid=w-short"]
+            assert packets(body) == packets(want.partition(b"\r\n\r\n")[2])
+            assert ajam.expire_sessions() == 1
+            _, headers, body = http_get(sock, "/asterisk/rawman?action=ping&actionid=p2", cookie)
+            want = recorded["GET /asterisk/rawman?action=ping&actionid=p2"]
+            assert body == want.partition(b"\r\n\r\n")[2] == b"Response: Error\r\nActionID: p2\r\nMessage: Permission denied\r\n\r\n"
+            new = COOKIE_ANY.match(dict(headers)["Set-Cookie"]).group(1)  # type: ignore[union-attr]
+            assert new != cookie  # the expired session is gone: a new, logged-out one
+            assert b'mansession_id="016ca3d1"' not in want.partition(b"\r\n\r\n")[0]  # the recording shows it too
 
 
-def test_login_keeps_fullybooted_and_logoff_ends_the_session(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    ajam = servers[1]
-    ajam_client = AJAMClient(ajam.url, "admin", SECRET)
-    try:
-        response = ajam_client.login()
-        assert [e.name for e in response.extra_events] == ["FullyBooted"]
-        assert ajam_client.logoff().status == "Goodbye"
-        assert ajam.session_count == 0 and not ajam_client.logged_in
-        with pytest.raises(ActionError, match="Permission denied"):  # a new, logged-out session
-            ajam_client.ping()
-    finally:
-        ajam_client.close()
-    with pytest.raises(ClientClosed):
-        ajam_client.ping()
+COOKIE_ANY = re.compile(r'mansession_id="([0-9a-f]{8})"')
 
 
-def test_error_responses(client: AJAMClient) -> None:
-    with pytest.raises(ActionError, match="Invalid/unknown command: NoSuchAction") as info:
-        client.action("NoSuchAction")
-    assert info.value.response.status == "Error"
-    assert not client.send_action("NoSuchAction").ok
-    with pytest.raises(ActionError) as info:
-        client.command("no such command")
-    assert info.value.response.output.startswith("No such command 'no such command'")
-
-
-def test_cr_lf_raises_value_error_and_sends_nothing(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_fake_faults_and_request_log(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
     ami, ajam = servers
-    before = (ajam.requests_handled, len(ami.received_actions))
-    for bad in ({"Channel": "a\r\nAction: Hangup"}, {"Variable": {"k": "v\n"}}, {"X": ["ok", "b\r"]}):
-        with pytest.raises(ValueError, match="CR or LF"):
-            client.action("Setvar", bad)
     with pytest.raises(ValueError):
-        client.send_action("Bad Name")
-    assert (ajam.requests_handled, len(ami.received_actions)) == before
-
-
-def test_repeated_headers_become_repeated_params(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    client.action("UserEvent", UserEvent="T", Variable={"a": "1", "b": "2"}, Foo=["x", "y"], Skip=None)
-    sent = [p for p in servers[0].received_actions if p.action == "UserEvent"][-1]
-    assert sent.getlist("Variable") == ["a=1", "b=2"] and sent.getlist("Foo") == ["x", "y"] and "Skip" not in sent
-    events = client.wait_event(timeout=5)
-    assert [(e.name, e["UserEvent"], e.getlist("Foo")) for e in events] == [("UserEvent", "T", ["x", "y"])]
-
-
-def test_bad_secret_raises_authentication_error(servers: Tuple[FakeAMIServer, FakeAJAMServer], caplog: Any) -> None:
-    caplog.set_level(logging.DEBUG)
-    with pytest.raises(AuthenticationError, match="Authentication failed"):
-        with AJAMClient(servers[1].url, "admin", "wrong-secret-123"):
-            pass
-    with AJAMClient(servers[1].url, "admin", SECRET) as ajam_client:
-        assert ajam_client.logged_in
-    assert "wrong-secret-123" not in caplog.text and SECRET not in caplog.text
-    assert servers[1].session_count == 0
-    with pytest.raises(ValueError, match="CR or LF") as info:
-        AJAMClient(servers[1].url, "admin", "x\r\ny").login()
-    assert "x\r\ny" not in str(info.value)
-
-
-def test_wait_event_returns_an_emitted_event(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    results: "queue.Queue[Any]" = queue.Queue()
-
-    def wait() -> None:
-        try:
-            results.put(client.wait_event(timeout=10))
-        except Exception as exc:  # handed to the test thread
-            results.put(exc)
-
-    thread = threading.Thread(target=wait)
-    start = time.monotonic()
-    thread.start()
-    assert servers[0].emit("Hangup", Channel="PJSIP/100-00000001", Cause="16") == 1
-    events = results.get(timeout=8)
-    thread.join(5)
-    assert time.monotonic() - start < 8  # returned on arrival, not at the timeout
-    assert [(e.name, e["Channel"]) for e in events] == [("Hangup", "PJSIP/100-00000001")]
-    assert client.wait_event(timeout=0) == []
-
-
-def test_second_wait_event_kicks_out_the_first(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    results: "queue.Queue[Any]" = queue.Queue()
-    threads = [threading.Thread(target=lambda: results.put(client.wait_event(timeout=10))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    assert results.get(timeout=8) == []  # the earlier one, ended by the later one
-    servers[0].emit("UserEvent", UserEvent="wake")
-    assert [e["UserEvent"] for e in results.get(timeout=8)] == ["wake"]
-    for thread in threads:
-        thread.join(5)
-
-
-def test_two_threads_share_one_client(client: AJAMClient, servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    barrier = threading.Barrier(2, timeout=5)
-    errors: List[BaseException] = []
-    done: Dict[str, int] = {}
-
-    def work(name: str) -> None:
-        try:
-            barrier.wait()
-            for i in range(25):
-                client.action("DBPut", Family=name, Key="k", Val=f"{name}-{i}")
-                response = client.action("DBGet", Family=name, Key="k", ActionID=f"{name}-{i}")
-                assert response.action_id == f"{name}-{i}"
-                assert [e["Val"] for e in response.events] == [f"{name}-{i}"]
-                assert client.action("Ping", ActionID=f"p-{name}-{i}").action_id == f"p-{name}-{i}"
-                done[name] = i + 1
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(name,)) for name in ("t1", "t2")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert not errors and done == {"t1": 25, "t2": 25}
-    assert servers[1].session_count == 1  # one cookie session for both threads
-
-
-def test_stale_keep_alive_connection_is_replaced(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    with FakeAJAMServer(servers[0], keep_alive=0.2) as ajam, AJAMClient(ajam.url, "admin", SECRET) as ajam_client:
-        conn = ajam_client._idle[0][0]
-        assert conn.sock is not None and select.select([conn.sock], [], [], 5)[0]  # the server closed it
-        assert ajam_client.ping()["Ping"] == "Pong"
-
-
-def test_expired_session_is_reported(servers: Tuple[FakeAMIServer, FakeAJAMServer], caplog: Any) -> None:
-    with FakeAJAMServer(servers[0], httptimeout=0) as ajam, AJAMClient(ajam.url, "admin", SECRET) as ajam_client:
-        with pytest.raises(ActionError, match="Permission denied"):
-            ajam_client.ping()
-        assert not ajam_client.logged_in and "new manager session" in caplog.text
-        ajam_client.login()
-        assert ajam_client.logged_in
-
-
-def test_connection_errors_name_the_url() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/asterisk/"
-    with pytest.raises(AMIConnectionError, match=re.escape(f"127.0.0.1:{port}/asterisk/rawman")):
-        AJAMClient(url, "admin", SECRET, timeout=2).login()
-
-
-def test_http_errors_map_to_protocol_error(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    ajam_client = AJAMClient(f"http://127.0.0.1:{servers[1].port}/wrong/", "admin", SECRET)
-    try:
-        with pytest.raises(ProtocolError, match="HTTP 404"):
-            ajam_client.login()
-    finally:
-        ajam_client.close()
-
-
-def test_slow_answer_raises_action_timeout(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
-    ami, ajam = servers
-    ami.add_handler("Slow", lambda session, packet: build_response(packet, "late") if session.sleep(2) else None)
-    with AJAMClient(ajam.url, "admin", SECRET, timeout=5.0) as ajam_client:
-        with pytest.raises(ActionTimeout) as info:
-            ajam_client.action("Slow", timeout=0.3)
-        assert info.value.action_id
-
-
-def test_url_forms() -> None:
-    assert AJAMClient("http://h:8088/asterisk").rawman_url == "http://h:8088/asterisk/rawman"
-    assert AJAMClient("http://u:p@h/rawman").rawman_url == "http://h/rawman"
-    assert AJAMClient("https://h:8089/").rawman_url == "https://h:8089/rawman"
-    with pytest.raises(ValueError):
-        AJAMClient("ftp://h/")
-    with pytest.raises(ValueError):
-        AJAMClient("http://h/", ssl_context=__import__("ssl").create_default_context())
+        ajam.inject("explode")
+    ajam.inject("html", "Ping")
+    with socket.create_connection(("127.0.0.1", ajam.port), timeout=5) as sock:
+        status, headers, body = http_get(sock, "/asterisk/rawman?action=ping")
+    assert status == "HTTP/1.1 200 OK" and dict(headers)["Content-Type"].startswith("text/html") and body.startswith(b"<html>")
+    with socket.create_connection(("127.0.0.1", ajam.port), timeout=5) as sock:
+        status, _, _ = http_get(sock, "/asterisk/rawman?action=login&username=admin&secret=s3cr3t!")
+    assert status == "HTTP/1.1 200 OK"
+    assert [r.action for r in ajam.requests] == ["ping", "login"]
+    assert dict(ajam.requests[1].params)["secret"] == "********"

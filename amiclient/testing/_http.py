@@ -11,6 +11,12 @@ Asterisk does for HTTP sessions.
 
 Threads: the HTTP acceptor, one per HTTP connection and one reader per
 bridged session.  ``stop()`` joins all of them and closes every socket.
+
+Tests steer it with ``tls`` (serve HTTPS), ``expire_sessions()`` (the
+next request of every session gets a new, logged-out one, as after
+Asterisk's ``httptimeout``), ``inject()`` (faults of proxies and dropped
+connections) and read ``requests`` (every rawman request, secrets
+masked).
 """
 from __future__ import annotations
 
@@ -19,203 +25,52 @@ import logging
 import random
 import socket
 import socketserver
+import ssl
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, Type, cast
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, cast
 from urllib.parse import parse_qsl, urlsplit
+
+from ._http_bridge import _JOIN_TIMEOUT, _UNAUTH_LIFETIME, BridgedSession
 
 if TYPE_CHECKING:
     from ._server import FakeAMIServer
 
-__all__ = ["FakeAJAMServer"]
+__all__ = ["FakeAJAMServer", "AJAMRequest", "HTTP_FAULTS"]
+
+#: Faults for ``FakeAJAMServer.inject``: what happens to the next matching request.
+HTTP_FAULTS = (
+    "drop_before_run",  # read the request, close the connection: nothing ran
+    "drop_after_run",  # run the action, then close without answering
+    "truncate",  # run the action, send half of the answer's body, close
+    "html",  # a proxy's HTML page (200 text/html); nothing ran
+    "status",  # an HTTP error status (``status=502``...) from a proxy; nothing ran
+    "stall",  # run the action, answer after ``delay`` seconds
+)
+
+
+class AJAMRequest(NamedTuple):
+    """One rawman request as the fake saw it (``Secret``/``Key`` values masked)."""
+
+    action: str
+    cookie: Optional[str]
+    params: Tuple[Tuple[str, str], ...]
+
+
+class _Fault:
+    def __init__(self, kind: str, action: Optional[str], times: int, status: int, delay: float) -> None:
+        self.kind, self.action, self.times, self.status, self.delay = kind, action, times, status, delay
 
 logger = logging.getLogger("amiclient.testing.http")
 
 _MAX_POST = 40960  # bytes of form data Asterisk accepts
 _MAX_PARAMS = 128  # AST_MAX_MANHEADERS
-_UNAUTH_LIFETIME = 5.0  # s; an HTTP session that never logged in
-_JOIN_TIMEOUT = 5.0
-_FOLLOWS = b"Response: Follows"
-_END_COMMAND = b"--END COMMAND--\r\n\r\n"
 
 
 class _Stopping(Exception):
     """The server is stopping (or the fake is unreachable): no new session."""
-
-
-class _Exchange:
-    """One action in flight on a bridged session: the packets the fake sent until the sentinel's answer."""
-
-    def __init__(self, action: str, sentinel: str) -> None:
-        self.action = action
-        self.sentinel = ("\r\nActionID: %s\r\n" % sentinel).encode()
-        self.packets: List[bytes] = []
-        self.body = b""
-        self.done = False
-
-    def finish(self, queue: Deque[bytes]) -> bool:
-        """Split the packets into the HTTP body and events for ``queue``; True if a Login succeeded."""
-        body: List[bytes] = []
-        answer: Optional[bytes] = None
-        listing = booted = False
-        for packet in self.packets:
-            if answer is None and packet.startswith(b"Response:"):
-                answer = packet
-                body.append(packet)
-                listing = b"\r\neventlist: start\r\n" in packet.lower()
-                booted = self.action == "login" and packet.startswith(b"Response: Success\r\n")
-            elif answer is not None and listing:
-                body.append(packet)
-                listing = b"\r\neventlist: complete\r\n" not in packet.lower()
-            elif booted and packet.startswith(b"Event: FullyBooted\r\n"):
-                body.append(packet)
-                booted = False
-            elif packet.startswith(b"Event:"):
-                queue.append(packet)
-        self.body = b"".join(body)
-        self.done = True
-        return self.action == "login" and answer is not None and answer.startswith(b"Response: Success\r\n")
-
-
-class _Session:
-    """One HTTP manager session and its TCP connection to the fake."""
-
-    def __init__(self, ident: int, sock: socket.socket) -> None:
-        self.ident = ident
-        self.cookie = "%08x" % ident
-        self.sock = sock
-        self.authenticated = False
-        self.expires = time.monotonic() + _UNAUTH_LIFETIME
-        self.busy = 0  # requests in progress; guarded by the server's lock
-        self.destroyed = False  # guarded by the server's lock
-        self.closed = False  # the fake closed the connection
-        self.events: Deque[bytes] = deque()
-        self.cond = threading.Condition()
-        self._action_lock = threading.Lock()
-        self._exchange: Optional[_Exchange] = None
-        self._waiter = 0
-        self._count = 0
-        self.thread = threading.Thread(target=self._read_loop, name="FakeAJAM-session-%s" % self.cookie, daemon=True)
-
-    def run(self, action: str, lines: Sequence[str], timeout: float) -> bytes:
-        """Send one action (and the sentinel); return the HTTP body."""
-        with self._action_lock:
-            with self.cond:
-                if self.closed:
-                    return b""
-                self._count += 1
-                sentinel = "ajam-sentinel-%s-%d" % (self.cookie, self._count)
-                exchange = self._exchange = _Exchange(action, sentinel)
-            text = "".join(line + "\r\n" for line in lines) + "\r\nAction: Ping\r\nActionID: %s\r\n\r\n" % sentinel
-            try:
-                self.sock.sendall(text.encode("utf-8", "surrogateescape"))
-            except OSError as exc:
-                logger.debug("session %s: send failed: %s", self.cookie, exc)
-            with self.cond:
-                if not self.cond.wait_for(lambda: exchange.done, timeout):
-                    logger.warning("session %s: no answer to %s within %g s", self.cookie, action, timeout)
-                    self._exchange = None
-                    self._finish(exchange)
-            return exchange.body
-
-    def wait_event(self, action_id: Optional[str], timeout: float) -> bytes:
-        """Answer ``WaitEvent``: wait for an event (or a newer WaitEvent), then drain the queue."""
-        with self.cond:
-            self._waiter += 1
-            me = self._waiter
-            self.cond.notify_all()
-            deadline = time.monotonic() + timeout
-            while not self.events and not self.closed and self._waiter == me:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.cond.wait(left)
-            if self._waiter != me:
-                return b""  # kicked out by a second WaitEvent, like Asterisk
-            drained = list(self.events)
-            self.events.clear()
-        id_text = "ActionID: %s\r\n" % action_id if action_id else ""
-        head = "Response: Success\r\n%sMessage: Waiting for Event completed.\r\n\r\n" % id_text
-        return head.encode() + b"".join(drained) + ("Event: WaitEventComplete\r\n%s\r\n" % id_text).encode()
-
-    def _finish(self, exchange: _Exchange) -> None:
-        if exchange.finish(self.events):
-            self.authenticated = True
-        self.cond.notify_all()
-
-    def _read_loop(self) -> None:
-        buf = bytearray()
-        banner = True
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                buf += data
-                if banner:
-                    newline = buf.find(b"\n")
-                    if newline < 0:
-                        continue
-                    del buf[: newline + 1]
-                    banner = False
-                for packet in _split(buf):
-                    self._route(packet)
-        except OSError as exc:
-            logger.debug("session %s: %s", self.cookie, exc)
-        finally:
-            with self.cond:
-                self.closed = True
-                exchange, self._exchange = self._exchange, None
-                if exchange is not None:
-                    self._finish(exchange)
-                self.cond.notify_all()
-
-    def _route(self, packet: bytes) -> None:
-        with self.cond:
-            exchange = self._exchange
-            if exchange is None:
-                if packet.startswith(b"Event:"):
-                    self.events.append(packet)
-                    self.cond.notify_all()
-            elif packet.startswith(b"Response:") and exchange.sentinel in packet:
-                self._exchange = None
-                self._finish(exchange)
-            else:
-                exchange.packets.append(packet)
-
-    def shutdown(self) -> None:
-        """Close the connection to the fake (the reader ends, waiters wake)."""
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def destroy(self) -> None:
-        """Shut down, join the reader and close the socket."""
-        self.shutdown()
-        if self.thread.ident is not None:
-            self.thread.join(_JOIN_TIMEOUT)
-        with self._action_lock:  # no sendall in progress
-            self.sock.close()
-
-
-def _split(buf: bytearray) -> List[bytes]:
-    """Remove and return the complete packets at the start of ``buf``."""
-    packets: List[bytes] = []
-    while True:
-        if buf.startswith(_FOLLOWS):
-            end = buf.find(_END_COMMAND)
-            size = len(_END_COMMAND)
-        else:
-            end = buf.find(b"\r\n\r\n")
-            size = 4
-        if end < 0:
-            return packets
-        packets.append(bytes(buf[: end + size]))
-        del buf[: end + size]
 
 
 def _cookie_id(headers: Sequence[str]) -> Optional[int]:
@@ -258,6 +113,7 @@ class FakeAJAMServer:
         httptimeout: int = 60,
         keep_alive: float = 15.0,
         answer_timeout: float = 30.0,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.ami = ami
         self.host = host
@@ -265,12 +121,16 @@ class FakeAJAMServer:
         self.httptimeout = httptimeout
         self.keep_alive = keep_alive
         self.answer_timeout = answer_timeout
+        self.tls = tls
+        #: Every rawman request, in arrival order.
+        self.requests: List[AJAMRequest] = []
+        self._faults: List[_Fault] = []
         self.server_version = "Asterisk/%s" % getattr(ami, "asterisk_version", "22.11.0-rc1")
         self.rawman_path = "/%s/rawman" % self.prefix if self.prefix else "/rawman"
         self._port = port
         self._lock = threading.Lock()
-        self._sessions: Dict[int, _Session] = {}
-        self._all: List[_Session] = []
+        self._sessions: Dict[int, BridgedSession] = {}
+        self._all: List[BridgedSession] = []
         self._connections: Set[socket.socket] = set()
         self._handlers: Set[threading.Thread] = set()
         self._httpd: Optional[_HTTPServer] = None
@@ -339,13 +199,62 @@ class FakeAJAMServer:
     def url(self) -> str:
         """The manager prefix URL, e.g. ``http://127.0.0.1:8088/asterisk/``."""
         host = "[%s]" % self.host if ":" in self.host else self.host
-        return "http://%s:%d/%s" % (host, self._port, self.prefix + "/" if self.prefix else "")
+        scheme = "https" if self.tls is not None else "http"
+        return "%s://%s:%d/%s" % (scheme, host, self._port, self.prefix + "/" if self.prefix else "")
 
     @property
     def session_count(self) -> int:
         """How many HTTP manager sessions are live."""
         with self._lock:
             return len(self._sessions)
+
+    # -- test controls -----------------------------------------------------------------
+
+    def expire_sessions(self, *, busy: bool = False) -> int:
+        """End every idle manager session now, as Asterisk does after ``httptimeout``; return how many.
+
+        ``busy=True`` ends sessions with requests in flight too (as a restart of Asterisk would).
+        """
+        with self._lock:
+            victims = [s for s in self._sessions.values() if busy or s.busy == 0]
+            for s in victims:
+                del self._sessions[s.ident]
+                s.destroyed = True
+                self._all.remove(s)
+        for s in victims:
+            s.destroy()
+        return len(victims)
+
+    def inject(self, kind: str, action: Optional[str] = None, *, times: int = 1, status: int = 502,
+               delay: float = 0.0) -> None:
+        """Apply fault ``kind`` (see ``HTTP_FAULTS``) to the next ``times`` requests (of ``action`` only, if given)."""
+        if kind not in HTTP_FAULTS:
+            raise ValueError("unknown fault %r; one of %s" % (kind, ", ".join(HTTP_FAULTS)))
+        with self._lock:
+            self._faults.append(_Fault(kind, action.lower() if action else None, times, status, delay))
+
+    def requests_of(self, action: str) -> List[AJAMRequest]:
+        """The requests for ``action`` (any case)."""
+        with self._lock:
+            return [r for r in self.requests if r.action.lower() == action.lower()]
+
+    def _take_fault(self, action: str) -> Optional[_Fault]:
+        with self._lock:
+            for fault in self._faults:
+                if fault.action is None or fault.action == action.lower():
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _log(self, params: Sequence[Tuple[str, str]], cookies: Sequence[str]) -> str:
+        action = _first(params, "action")
+        ident = _cookie_id(cookies)
+        masked = tuple((k, "********" if k.lower() in ("secret", "key") else v) for k, v in params)
+        with self._lock:
+            self.requests.append(AJAMRequest(action, None if ident is None else "%08x" % ident, masked))
+        return action
 
     # -- requests ---------------------------------------------------------------------
 
@@ -369,7 +278,7 @@ class FakeAJAMServer:
             wanted = -1
         return float(limit if wanted < 0 or wanted > limit else wanted)
 
-    def _session_for(self, ident: Optional[int]) -> _Session:
+    def _session_for(self, ident: Optional[int]) -> BridgedSession:
         now = time.monotonic()
         with self._lock:
             if self._stopping:
@@ -388,7 +297,7 @@ class FakeAJAMServer:
             return session
         return self._new_session()
 
-    def _new_session(self) -> _Session:
+    def _new_session(self) -> BridgedSession:
         try:
             sock = socket.create_connection((self.ami.host, self.ami.port), timeout=5.0)
         except OSError as exc:
@@ -398,7 +307,7 @@ class FakeAJAMServer:
             ident = random.getrandbits(32)
             while not ident or ident in self._sessions:
                 ident = random.getrandbits(32)
-            session = _Session(ident, sock)
+            session = BridgedSession(ident, sock)
             if self._stopping:
                 sock.close()
                 raise _Stopping("the server is stopping")
@@ -408,7 +317,7 @@ class FakeAJAMServer:
             session.thread.start()
         return session
 
-    def _release(self, session: _Session) -> None:
+    def _release(self, session: BridgedSession) -> None:
         with self._lock:
             self.requests_handled += 1
             session.busy -= 1
@@ -474,6 +383,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name = str(host)
         self.server_port = int(port)
 
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        context = self.ajam.tls
+        if context is not None:  # the handshake runs on the connection's thread
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
             target=self.process_request_thread, args=(request, client_address), name="FakeAJAM-http", daemon=True
@@ -505,6 +421,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.sys_version = ""
         super().setup()
         self.connection.settimeout(self.ajam.keep_alive)  # idle keep-alive connections end
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._rawman("GET")
@@ -532,14 +450,43 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         params = parse_qsl(query, keep_blank_values=True)
+        cookies = self.headers.get_all("Cookie") or []
+        action = self.ajam._log(params, cookies)
+        fault = self.ajam._take_fault(action)
+        if fault is not None and fault.kind in ("drop_before_run", "html", "status"):
+            self._refuse(fault)
+            return
         try:
-            body, cookie = self.ajam._handle(params, self.headers.get_all("Cookie") or [])
+            body, cookie = self.ajam._handle(params, cookies)
         except _Stopping as exc:
             logger.debug("request refused: %s", exc)
             self.send_error(503)
             return
+        head = self.ajam._head(cookie, len(body))
+        if fault is not None and fault.kind == "drop_after_run":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "truncate":
+            self.wfile.write(head + body[: len(body) // 2])
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.delay)
         self.log_request(200, len(body))
-        self.wfile.write(self.ajam._head(cookie, len(body)) + (b"" if method == "HEAD" else body))
+        self.wfile.write(head + (b"" if method == "HEAD" else body))
+
+    def _refuse(self, fault: _Fault) -> None:
+        self.close_connection = True
+        if fault.kind == "drop_before_run":
+            return
+        if fault.kind == "html":
+            page = b"<html><head><title>Proxy login</title></head><body><form>Sign in</form></body></html>\n"
+            status = "200 OK"
+        else:
+            page = ("<html><body><h1>%d</h1></body></html>\n" % fault.status).encode()
+            status = "%d Proxy Error" % fault.status
+        self.wfile.write(("HTTP/1.1 %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n" % (status, len(page))).encode("latin-1") + page)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         logger.debug("%s " + format, self.address_string(), *args)

@@ -1,0 +1,1 @@
+"""Transports of the AMI client: how actions travel (``http``: AJAM over HTTP/HTTPS)."""
