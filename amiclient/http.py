@@ -48,6 +48,7 @@ from ._protocol import HeaderValue, header_value, pop_action_id, serialize_actio
 from ._subscriptions import ListenerAPI
 from ._tracker import ActionFuture, fail
 from .actions import ActionHelpers
+from .catalog import CatalogAPI, check_action, check_validate_mode
 from .exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, ClientClosed, ConnectionLost
 from .packet import Event, Response
 from .retry import Backoff
@@ -111,7 +112,7 @@ class _HTTPFuture(ActionFuture):
         self._hand_off(run)
 
 
-class AMIHTTPClient(ListenerAPI, ActionHelpers):
+class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
     """A thread-safe client for one manager login over HTTP(S); the same interface as ``AMIClient``.
 
     ``url``: Asterisk's HTTP prefix (``http://host:8088/asterisk``) or the
@@ -123,7 +124,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
     the ``Timeout`` of each WaitEvent (s; Asterisk caps it at its
     ``httptimeout`` - 10).  ``max_connections``: pooled connections;
     ``workers``: threads running ``send_action`` requests.  ``lazy``:
-    connect on first use.
+    connect on first use.  ``validate``: check actions against Asterisk's
+    catalogue before sending (``"warn"``, ``"strict"`` or ``"off"``).
     """
 
     def __init__(
@@ -144,7 +146,9 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
         overflow: str = "drop_oldest",
         backlog_warning: int = 10_000,
         lazy: bool = False,
+        validate: str = "warn",
     ) -> None:
+        self.validate = check_validate_mode(validate)
         if not isinstance(tls, (bool, ssl.SSLContext)) and tls is not None:
             raise ValueError("tls must be None, True, False or an ssl.SSLContext")
         context = tls if isinstance(tls, ssl.SSLContext) else None
@@ -330,6 +334,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers):
     ) -> Tuple[str, List[Tuple[str, str]], str, Optional[float]]:
         name, merged = split_action(action, headers, dict(fields))
         action_id = pop_action_id(merged) or self._session.next_action_id()
+        check_action(name, merged, self.validate)
         params = action_params(serialize_action(name, merged, action_id))  # ValueError before any I/O
         if timeout is _UNSET:
             timeout = self._default_timeout(name, merged)

@@ -257,13 +257,21 @@ def test_info_shows_versions_uptime_and_calls(server: FakeAMIServer, env: Dict[s
     assert info["current_calls"] == "1" and info["processed_calls"] == "1" and info["uptime"]
 
 
-def test_http_url_runs_actions_and_refuses_events(server: FakeAMIServer, tmp_path: Path) -> None:
+def test_http_url_runs_actions_and_follows_events(server: FakeAMIServer, tmp_path: Path) -> None:
     with FakeAJAMServer(server) as http:
         env = clean_env(tmp_path, AMI_SECRET=SECRET)
         result = cli(env, "--url", http.url, "action", "Ping", "--json")
         assert result.returncode == 0 and json.loads(result.stdout)["Ping"] == "Pong"
-        line = assert_clean_error(cli(env, "--url", http.url, "events"), 2)
-        assert "not supported" in line
+        proc = popen(env, "--url", http.url, "events", "Hangup", "--count", "2", "--json")
+        try:
+            assert proc.stderr is not None and "Listening" in proc.stderr.readline()
+            for n in range(3):
+                server.emit("Hangup", Channel=f"PJSIP/10{n}-1", Cause="16")
+            out, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill() if proc.poll() is None else None
+        assert proc.returncode == 0, err
+        assert [json.loads(line)["Channel"] for line in out.splitlines()] == ["PJSIP/100-1", "PJSIP/101-1"]
 
 
 def test_colour_only_when_asked(env: Dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional, TextIO, Union
 from .._protocol import HeaderValue, serialize_action
 from .._settings import Settings, SettingsError, resolve
 from ..client import AMIClient
-from ..http import AJAMClient
+from ..http import AMIHTTPClient
 from ..packet import Response
 from ._output import Style
 
@@ -24,7 +24,7 @@ EXIT_ACTION = 1
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 
-Client = Union[AMIClient, AJAMClient]
+Client = Union[AMIClient, AMIHTTPClient]
 
 
 class CLIError(Exception):
@@ -117,11 +117,15 @@ def open_client(settings: Settings, events: bool = False) -> Client:
         except (OSError, ssl.SSLError) as exc:
             raise CLIError(f"cannot load CA file {settings.cafile}: {getattr(exc, 'strerror', None) or exc}") from None
     if settings.url:
-        # TODO: use amiclient's AMIHTTPClient(url=..., username=..., secret=..., tls=..., timeout=...) once it lands.
         https = settings.url.lower().startswith("https:")
-        ajam = AJAMClient(settings.url, settings.username, secret, timeout=settings.timeout, events=False,
-                          ssl_context=context if https else None)
-        return ajam.__enter__()
+        http_client = AMIHTTPClient(settings.url, settings.username, secret, timeout=settings.timeout,
+                                    connect_timeout=settings.timeout, events=events,
+                                    tls=(context or True) if https else None)
+        try:
+            return http_client.connect()
+        except BaseException:
+            http_client.close()
+            raise
     client = AMIClient(
         settings.host, settings.port, settings.username, secret,
         tls=(context or True) if settings.tls else None, timeout=settings.timeout, connect_timeout=settings.timeout,
@@ -136,12 +140,10 @@ def open_client(settings: Settings, events: bool = False) -> Client:
 
 def request(client: Client, name: str, headers: Optional[Mapping[str, HeaderValue]] = None) -> Response:
     """Send one action and wait for its response and event list (errors included)."""
-    if isinstance(client, AMIClient):
-        return client.wait(client.send_action(name, headers))
-    return client.send_action(name, headers)
+    return client.wait(client.send_action(name, headers))
 
 
 def ami_version(client: Client) -> Optional[str]:
-    """The AMI version from the banner (TCP only)."""
-    return client.ami_version if isinstance(client, AMIClient) else None
+    """The AMI version from the banner (None over HTTP, which has no banner)."""
+    return client.ami_version
 

@@ -11,11 +11,10 @@ import fnmatch
 import threading
 from typing import List, Optional, Tuple
 
-from ..client import AMIClient
 from ..exceptions import ClientClosed
 from ..packet import Event
 from ..state import ConnectionState, StateChange
-from ._connect import EXIT_USAGE, CLIError, Context, open_client
+from ._connect import CLIError, Context, open_client
 from ._output import packet_json, packet_text
 
 __all__ = ["run_events", "server_filters"]
@@ -91,8 +90,6 @@ def run_events(ctx: Context) -> int:
         if any(c in text for c in "\r\n\x00"):
             raise CLIError("refused: a name or filter contains CR, LF or NUL")
     settings = ctx.settings()
-    if settings.url:
-        raise CLIError("events over HTTP (--url) are not supported yet: use the TCP port (--host/--port)", EXIT_USAGE)
     lock = threading.Lock()
     done = threading.Event()
     printed = [0]
@@ -122,7 +119,6 @@ def run_events(ctx: Context) -> int:
             ctx.note("amiclient: reconnected")
 
     client = open_client(settings, events=True)
-    assert isinstance(client, AMIClient)
     with client:
         for pattern in server_filters(names, matches):
             response = client.send_action("Filter", {"Operation": "Add", "Filter": pattern})
@@ -133,6 +129,8 @@ def run_events(ctx: Context) -> int:
                 break
         client.add_listener(show)
         client.on_state(on_state)
+        if settings.url:  # over HTTP the session's event mask is turned on before we say we listen
+            client.set_events(True)
         listening = f"Listening for events on {settings.address} (Ctrl-C to stop)"
         if args.json:
             ctx.note(listening)
