@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from . import _tracker
 from ._callbacks import CallbackRunner
@@ -81,7 +81,8 @@ class Lifecycle:
         self._opening: Optional[Connection] = None
         self._connected = threading.Event()
         self._closing = threading.Event()
-        self._io_thread: Optional[threading.Thread] = None
+        self._io_thread: Optional[threading.Thread] = None  # the running io thread, until it is about to end
+        self._io_threads: List[threading.Thread] = []  # every io thread not yet joined (close() joins them)
         self._attempt: Optional[ConnectAttempt] = None
         self._was_connected = False
         _clients.add(self)
@@ -112,6 +113,7 @@ class Lifecycle:
         attempt = self._attempt = ConnectAttempt()
         thread = threading.Thread(target=self._io_main, args=(attempt,), name=f"amiclient-io-{self.address}", daemon=True)
         self._io_thread = thread
+        self._io_threads = [t for t in self._io_threads if t.is_alive()] + [thread]
         thread.start()
         return attempt
 
@@ -133,9 +135,11 @@ class Lifecycle:
         return True
 
     def _link_down(self) -> None:
-        with self._lock:
-            self._connected.clear()
-            self._link_changed.notify_all()
+        """The io thread lost its link (caller holds the lock)."""
+        self._connected.clear()
+        if (self._closing.is_set() or not self.reconnect) and self._io_thread is threading.current_thread():
+            self._io_thread = None  # this io thread ends: connect() (or a lazy action) may start the next one
+        self._link_changed.notify_all()
 
     def _io_ended(self, attempt: ConnectAttempt, error: Optional[BaseException]) -> None:
         """The io thread ends: report a failed first connect, wake every waiter."""
@@ -145,7 +149,7 @@ class Lifecycle:
             attempt.done.set()
             if self._io_thread is threading.current_thread():
                 self._io_thread = None
-            self._connected.clear()
+                self._connected.clear()
             self._link_changed.notify_all()
 
     def _wait_link(self, deadline: Optional[float], stale: Optional[TcpLink] = None) -> TcpLink:
@@ -205,15 +209,16 @@ class Lifecycle:
             self._closed = True
             self._closing.set()
             self._link_changed.notify_all()
-            link, opening, io_thread = self._link, self._opening, self._io_thread
+            link, opening, io_thread, io_threads = self._link, self._opening, self._io_thread, list(self._io_threads)
         current = threading.current_thread()
         if link is not None and not link.closed:
             self._logoff(link, 0.0 if current is io_thread else min(1.0, timeout / 2))
             link.conn.close()
         if opening is not None:
             opening.close()
-        if io_thread is not None and io_thread is not current:
-            io_thread.join(max(0.0, deadline - time.monotonic()))
+        for thread in io_threads:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._emit(StateChange(ConnectionState.CLOSED))
         self._dispatcher.stop(max(0.0, deadline - time.monotonic()) / 2)  # it may join twice
         self._callbacks.stop(max(0.0, deadline - time.monotonic()))

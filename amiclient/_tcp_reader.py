@@ -247,7 +247,7 @@ class TcpReader:
             history["bytes_in"] += conn.bytes_in
             history["bytes_out"] += conn.bytes_out
             history["sent"] += conn.packets_sent
-        self._link_down()
+            self._link_down()
         if self._closing.is_set():
             error: AMIError = ClientClosed("the client was closed")
         elif isinstance(reason, AMIError):
@@ -261,7 +261,7 @@ class TcpReader:
         self._emit(StateChange(ConnectionState.DISCONNECTED, reason=error))
 
     def _link_down(self) -> None:
-        """Hook: the link is gone (the lifecycle part clears ``connected`` and wakes waiters)."""
+        """Hook, called under the lock: the link is gone (the lifecycle part clears ``connected``)."""
 
     def _reconnect_loop(self) -> Optional[TcpLink]:
         attempt = 0
