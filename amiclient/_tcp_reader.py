@@ -84,7 +84,7 @@ class TcpLink:
         with self._timer_lock:
             self.next_expiry = _NEVER
         self.tracker.expire(now)
-        upcoming = self.tracker.next_deadline()
+        upcoming = self.tracker.next_deadline(after=now)
         if upcoming is not None:
             with self._timer_lock:
                 if upcoming < self.next_expiry:  # a sender may have set an earlier one meanwhile

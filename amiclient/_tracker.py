@@ -324,9 +324,9 @@ class ActionTracker:
         self.timed_out += len(expired)
         return len(expired)
 
-    def next_deadline(self) -> Optional[float]:
-        """The earliest deadline of the actions in flight (None: none has one)."""
-        deadlines = [p.deadline for p in list(self.pending.values()) if p.deadline is not None]
+    def next_deadline(self, after: float = float("-inf")) -> Optional[float]:
+        """The earliest deadline later than ``after`` of the actions in flight (None: there is none)."""
+        deadlines = [p.deadline for p in list(self.pending.values()) if p.deadline is not None and p.deadline > after]
         return min(deadlines) if deadlines else None
 
     def last_deadline(self, longer_than: float = 0.0) -> Optional[float]:

@@ -25,6 +25,7 @@ from amiclient import (
     Event,
     StateChange,
 )
+from amiclient.shared import close_shared_client, shared_client
 from amiclient.testing import FakeAMIServer, Fault, Recorder, TLSFront
 
 USERS = {"admin": "s3cr3t!"}
@@ -158,6 +159,38 @@ def test_close_returns_within_its_timeout_while_connect_waits_for_a_banner() -> 
         assert time.monotonic() - started < 0.5 + SLACK
         thread.join(2)
         assert outcome and isinstance(outcome[0][1], AMIConnectionError) and outcome[0][0] < 1.0
+
+
+def test_shared_client_waiters_share_one_attempt_on_a_silent_server() -> None:
+    with FakeAMIServer(users=USERS) as srv:
+        srv.set_fault(Fault.STALL)
+        try:
+            shared_client(host="127.0.0.1", port=srv.port, username="admin", secret=USERS["admin"], connect_timeout=1.0)
+            runs = [in_thread(lambda: shared_client().action("Ping", timeout=0.5)) for _ in range(4)]
+            for thread, _ in runs:
+                thread.join(5)
+            outcomes = [outcome[0] for _, outcome in runs]
+            assert all(isinstance(result, AMIConnectionError) for _, result in outcomes), outcomes
+            assert max(elapsed for elapsed, _ in outcomes) < 0.5 + SLACK and srv.connections_accepted == 1
+        finally:
+            started = time.monotonic()
+            close_shared_client()
+            assert time.monotonic() - started < 1.0
+
+
+def test_close_returns_within_its_timeout_while_a_done_callback_blocks(server: FakeAMIServer) -> None:
+    slow_answer(server, 0.1)
+    release, entered = threading.Event(), threading.Event()
+    client = make_client(server).connect()
+    try:
+        future = client.send_action("Slow")
+        future.add_done_callback(lambda f: (entered.set(), release.wait(10)))
+        assert entered.wait(5)
+        started = time.monotonic()
+        client.close(timeout=0.3)
+        assert time.monotonic() - started < 0.3 + SLACK
+    finally:
+        release.set()
 
 
 def test_connect_timeout_of_one_caller_does_not_end_the_shared_attempt(server: FakeAMIServer) -> None:
