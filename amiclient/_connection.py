@@ -87,21 +87,22 @@ class Connection:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
             raise AMIConnectionError(f"cannot connect to AMI at {self.address}: {exc}") from exc
+        self._adopt(sock)  # from here on, close() interrupts the TLS handshake and the banner wait
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tcp_keepalive:
                 _enable_tcp_keepalive(sock)
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+                self._adopt(sock)
             sock.setblocking(False)
         except (OSError, ssl.SSLError) as exc:
+            error = self._closed_error() if self.closed else None
+            self.close()
             sock.close()
+            if error is not None:
+                raise error from exc
             raise AMIConnectionError(f"cannot set up the connection to {self.address}: {exc}") from exc
-        with self._outbox_lock:
-            if self.closed:  # close() was called while we connected
-                sock.close()
-                raise self._closed_error()
-            self._sock = sock
         try:
             while self.framer.banner is None:
                 self._backlog.extend(self.framer.feed(self._recv(self.connect_timeout, "the banner")))
@@ -111,6 +112,15 @@ class Connection:
         self.version = parse_banner(self.framer.banner)
         log.debug("connected to %s: %s", self.address, self.framer.banner)
         return self.version or ""
+
+    def _adopt(self, sock: socket.socket) -> None:
+        """Make ``sock`` the connection's socket, unless close() was called meanwhile."""
+        with self._outbox_lock:
+            if not self.closed:
+                self._sock = sock
+                return
+        sock.close()
+        raise self._closed_error()
 
     def _closed_error(self) -> AMIError:
         reason = self._close_reason

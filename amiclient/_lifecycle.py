@@ -152,7 +152,7 @@ class Lifecycle:
                 self._connected.clear()
             self._link_changed.notify_all()
 
-    def _wait_link(self, deadline: Optional[float], stale: Optional[TcpLink] = None) -> TcpLink:
+    def _wait_link(self, deadline: Optional[float], stale: Optional[object] = None) -> TcpLink:
         """The live link, waiting until ``deadline`` (``time.monotonic()``) while connecting or reconnecting.
 
         Never returns ``stale``.  A lazy client starts connecting here.
@@ -183,6 +183,9 @@ class Lifecycle:
                 if remaining is not None and remaining <= 0:
                     raise ConnectionLost(f"not connected to {self.address} before the action's deadline")
                 self._link_changed.wait(remaining)
+
+    def _live_link(self) -> Optional[TcpLink]:
+        return self._link
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """Block until connected (or reconnected); False on timeout."""

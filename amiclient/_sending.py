@@ -12,20 +12,29 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Union
 
 from ._callbacks import CallbackRunner
 from ._connection import NotSent
 from ._protocol import HeaderValue, header_value, pop_action_id, serialize_action, split_action
-from ._tcp_reader import TcpLink
 from ._tracker import ActionFuture, fail
 from .exceptions import ActionError, ActionTimeout, AMIError, ConnectionLost
 from .packet import Response
 
-__all__ = ["Sender", "UNSET"]
+__all__ = ["Link", "Sender", "UNSET"]
 
 UNSET: Any = object()
 _TRUE = ("true", "yes", "1", "y", "t", "on")
+
+
+class Link(Protocol):
+    """What the send path needs of a transport's live link (``_tcp_reader.TcpLink`` for TCP)."""
+
+    def send(self, data: bytes, future: ActionFuture) -> None:
+        """Register ``future`` and write ``data`` by its deadline; NotSent or ConnectionLost."""
+
+    def discard(self, action_id: str) -> None:
+        """Forget an action whose caller gave up."""
 
 
 class Sender:
@@ -33,12 +42,12 @@ class Sender:
 
     timeout: float
     _callbacks: CallbackRunner
-    _link: Optional[TcpLink]
     _history: Dict[str, int]
 
     if TYPE_CHECKING:
         def _next_action_id(self) -> str: ...
-        def _wait_link(self, deadline: Optional[float], stale: Optional[TcpLink] = None) -> TcpLink: ...
+        def _wait_link(self, deadline: Optional[float], stale: Optional[object] = None) -> Link: ...
+        def _live_link(self) -> Optional[Link]: ...
 
     def send_action(
         self,
@@ -71,7 +80,7 @@ class Sender:
         link = self._wait_link(future.deadline)
         return self._send_on(link, future, data)
 
-    def _send_on(self, link: TcpLink, future: ActionFuture, data: bytes) -> ActionFuture:
+    def _send_on(self, link: Link, future: ActionFuture, data: bytes) -> ActionFuture:
         while True:
             try:
                 link.send(data, future)
@@ -125,7 +134,7 @@ class Sender:
             raise
         except (TimeoutError, FuturesTimeoutError):
             pass
-        link = self._link
+        link = self._live_link()
         if link is not None:
             link.discard(future.action_id)
         error = ActionTimeout(f"no answer to {future.action} (ActionID {future.action_id}) within {future.timeout:g} s", future.action_id)
