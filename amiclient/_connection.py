@@ -71,6 +71,12 @@ class Connection:
         self._outbox_lock = threading.Lock()  # guards _outbox, _outbox_deadline and _sock changes, briefly
         self._outbox: List[bytes] = []
         self._outbox_deadline = _NEVER  # the earliest write deadline of the queued bytes
+        # A batch a sender could not finish by its own deadline: the reader writes the rest (and what follows).
+        self._carry: Optional[memoryview] = None
+        self._carry_deadline = _NEVER
+        self._carry_size = 0
+        self._carry_packets = 0
+        self._reader: Optional[int] = None  # the reader thread's ident while run() runs
         self._tls_lock = threading.Lock()  # TLS only: OpenSSL calls never overlap
         self._wake_w: Optional[socket.socket] = None  # set while run() waits; guarded by _outbox_lock
         self._backlog: List[str] = []
@@ -203,24 +209,35 @@ class Connection:
             self._outbox.append(data)
             if deadline is not None and deadline < self._outbox_deadline:
                 self._outbox_deadline = deadline
-        self._flush()
+            congested = self._carry is not None
+        if congested:  # the reader is writing what a sender left: it writes these bytes too
+            self.wake()
+            return
+        self._flush(time.monotonic() if threading.get_ident() == self._reader else deadline)
 
-    def _flush(self) -> None:
+    def _flush(self, own_deadline: Optional[float]) -> None:
+        """Write what is queued; stop at ``own_deadline`` and leave the rest to the reader."""
         while self._write_lock.acquire(blocking=False):
             try:
                 with self._outbox_lock:
+                    if self._carry is not None:
+                        return
                     chunks, self._outbox = self._outbox, []
                     deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
                 if chunks:
-                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks), deadline)
+                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks), deadline, own_deadline)
             finally:
                 self._write_lock.release()
             # Bytes queued while we held the lock belong to us: their sender saw the lock taken.
             if not self._outbox:
                 return
 
-    def _write(self, data: bytes, packets: int, deadline: float) -> None:
+    def _write(self, data: bytes, packets: int, deadline: float, own_deadline: Optional[float] = None) -> None:
         """Write all of ``data`` by ``deadline``, or close the connection and raise ConnectionLost.
+
+        A writer whose ``own_deadline`` comes first (it writes other
+        threads' bytes) hands what is left to the reader when it is reached,
+        so no sender waits past its own deadline.
 
         On TLS, OpenSSL calls never overlap the reader's (``_tls_lock``): a
         write that needs the peer's bytes first (``SSLWantReadError``) waits
@@ -250,13 +267,20 @@ class Connection:
                     continue
                 if self.closed:
                     raise self._closed_error()
-                wait = 1.0
-                if deadline != _NEVER:
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        raise _WriteTimeout(
-                            f"sending to {self.address} timed out after {time.monotonic() - started:.3g} s "
-                            f"({len(view)} of {len(data)} bytes unsent): the server is not reading")
+                now = time.monotonic()
+                if now >= deadline:
+                    raise _WriteTimeout(
+                        f"sending to {self.address} timed out after {now - started:.3g} s "
+                        f"({len(view)} of {len(data)} bytes unsent): the server is not reading")
+                wait = min(deadline - now, 1.0)
+                if own_deadline is not None and own_deadline < deadline and self._reader is not None:
+                    if now >= own_deadline:
+                        with self._outbox_lock:
+                            self._carry, self._carry_deadline = view, deadline
+                            self._carry_size, self._carry_packets = len(data), packets
+                        self.wake()
+                        return
+                    wait = min(wait, own_deadline - now)
                 # The reader takes in what OpenSSL needs; look again soon rather than wait on a socket it drains.
                 _wait_for(sock, not want_read, min(wait, 0.02 if want_read else 1.0))
         except _WriteTimeout as exc:
@@ -269,6 +293,53 @@ class Connection:
             raise error from exc
         self.bytes_out += len(data)
         self.packets_sent += packets
+
+    def _write_carry(self) -> None:
+        """Reader thread: write what a sender left (and what was queued behind it) without blocking."""
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            sock = self._sock
+            tls = isinstance(sock, ssl.SSLSocket)
+            while sock is not None:
+                with self._outbox_lock:
+                    view = self._carry
+                    if view is None:
+                        if not self._outbox:
+                            return
+                        chunks, self._outbox = self._outbox, []
+                        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                        view = self._carry = memoryview(data)
+                        self._carry_deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
+                        self._carry_size, self._carry_packets = len(data), len(chunks)
+                try:
+                    if tls:
+                        with self._tls_lock:
+                            sent = sock.send(view)
+                    else:
+                        sent = sock.send(view)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                    sent = 0
+                except (OSError, ValueError) as exc:
+                    error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
+                    self.close(error)
+                    raise error from exc
+                if not sent:
+                    if time.monotonic() >= self._carry_deadline:
+                        error = ConnectionLost(f"sending to {self.address} timed out ({len(view)} of {self._carry_size} "
+                                               "bytes unsent): the server is not reading")
+                        self.close(error)
+                        raise error
+                    return
+                with self._outbox_lock:
+                    if sent < len(view):
+                        self._carry = view[sent:]
+                        continue
+                    self._carry, self._carry_deadline = None, _NEVER
+                    self.bytes_out += self._carry_size
+                    self.packets_sent += self._carry_packets
+        finally:
+            self._write_lock.release()
 
     def wake(self) -> None:
         """Make the reader's current wait end now (it calls ``on_tick`` and asks ``wait_time`` again)."""
@@ -306,15 +377,24 @@ class Connection:
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
         monotonic = time.monotonic
         wait = _waiter(sock, wake_r)
+        self._reader = threading.get_ident()
         reason: BaseException
         try:
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)
             while True:
-                if not (pending is not None and pending()) and not wait(wait_time()):
-                    on_tick()
-                    continue
+                if not (pending is not None and pending()):
+                    writing = self._carry is not None
+                    timeout = wait_time()
+                    if writing:
+                        timeout = min(timeout, max(0.0, self._carry_deadline - monotonic()))
+                    readable = wait(timeout, writing)
+                    if writing:
+                        self._write_carry()
+                    if not readable:
+                        on_tick()
+                        continue
                 try:
                     if tls:
                         with self._tls_lock:
@@ -342,6 +422,7 @@ class Connection:
             log.exception("reader for %s stopped by an unexpected error", self.address)
             reason = exc
         self.close()
+        self._reader = None
         with self._outbox_lock:
             self._wake_w = None
         wake_r.close()
@@ -402,10 +483,11 @@ def _wait_for(sock: socket.socket, writable: bool, timeout: float) -> None:
         pass
 
 
-def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float], bool]:
-    """A function that waits up to ``timeout`` s for data on ``sock``; True if there is some.
+def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float, bool], bool]:
+    """A function ``wait(timeout, writing)``: wait up to ``timeout`` s for data on ``sock``; True if there is some.
 
-    A byte on ``wake`` ends the wait early (returning False).
+    A byte on ``wake`` ends the wait early (returning False); with
+    ``writing``, so does room to write on ``sock``.
     """
     fileno, wake_fileno = sock.fileno(), wake.fileno()
 
@@ -420,19 +502,23 @@ def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float], bool]
         poller = select.poll()
         poller.register(fileno, select.POLLIN)
         poller.register(wake_fileno, select.POLLIN)
+        registered = [False]
 
-        def wait_poll(timeout: float) -> bool:
+        def wait_poll(timeout: float, writing: bool) -> bool:
+            if writing != registered[0]:
+                poller.modify(fileno, select.POLLIN | select.POLLOUT if writing else select.POLLIN)
+                registered[0] = writing
             ready = False
-            for fd, _ in poller.poll(max(0, int(min(timeout, 3600.0) * 1000 + 0.999))):
+            for fd, events in poller.poll(max(0, int(min(timeout, 3600.0) * 1000 + 0.999))):
                 if fd == fileno:
-                    ready = True
+                    ready = ready or bool(events & ~select.POLLOUT)
                 else:
                     drain()
             return ready
         return wait_poll
 
-    def wait_select(timeout: float) -> bool:
-        readable = select.select((fileno, wake_fileno), (), (), min(max(0.0, timeout), 3600.0))[0]
+    def wait_select(timeout: float, writing: bool) -> bool:
+        readable = select.select((fileno, wake_fileno), (fileno,) if writing else (), (), min(max(0.0, timeout), 3600.0))[0]
         if wake_fileno in readable:
             drain()
         return fileno in readable

@@ -244,6 +244,34 @@ def test_a_write_the_server_never_reads_fails_by_the_deadline_and_drops_the_link
         client.close(timeout=2)
 
 
+def test_a_writer_never_waits_past_its_own_deadline_for_other_threads_bytes(server: FakeAMIServer) -> None:
+    """Group commit: the thread writing finds others' bytes queued behind its own; it does not wait for them."""
+    headers = {"UserEvent": "Big", **{f"H{i}": "x" * 1000 for i in range(120)}}
+    with make_client(server, keepalive=0) as client:
+        link = client._link
+        assert link is not None
+        conn = link.conn
+        real_write = conn._write
+        behind: List[ActionFuture] = []
+
+        def write(*args: Any) -> None:
+            if not behind:  # while this thread holds the writer's role, others queue 12 MB with a later deadline
+                filler, _ = in_thread(lambda: behind.extend(
+                    client.send_action("UserEvent", headers, timeout=5) for _ in range(100)))
+                filler.join(10)
+            real_write(*args)
+
+        conn._write = write  # type: ignore[method-assign]
+        server.set_fault(Fault.STOP_READING)
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.action("Ping", timeout=0.3)
+        assert time.monotonic() - started < 0.3 + SLACK
+        server.clear_faults()  # the reader writes the rest: every queued action is answered, the link lives
+        assert all(future.result(5).ok for future in behind) and len(behind) == 100
+        assert client.ping().ok and client.connected
+
+
 def test_send_action_times_out_on_time_with_nobody_waiting(server: FakeAMIServer) -> None:
     with make_client(server) as client:
         server.set_fault(Fault.NO_ANSWER)

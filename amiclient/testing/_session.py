@@ -309,6 +309,8 @@ class Session:
             pass
 
     def _read(self) -> bool:
+        if self.server.faults_state.peek(Fault.STOP_READING) is not None:
+            return True  # the loop stops watching the socket
         try:
             data = self._sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
