@@ -9,8 +9,11 @@ Either may raise to end the connection.
 
 The socket is non-blocking once connected: the reader waits in
 ``poll()``/``select()``, and a writer waits for room only until its
-deadline.  A write that cannot finish by then leaves a partial packet on
-the wire, so it closes the connection.
+deadline.  A write that cannot finish by the earliest deadline of its batch
+leaves a partial packet on the wire, so it closes the connection.  A sender
+writing other threads' bytes stops at its own deadline and leaves the rest
+to the reader, which writes it whenever the socket has room; meanwhile new
+bytes queue behind it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model-based test of the io promises: several threads' actions, callbacks that call back, links that drop.
+"""Model-based test of the io promises: threads' actions, callbacks calling back, links dropping, a server not reading.
 
 After every step: each future resolves exactly once, by its deadline (plus
 a little slack for a loaded machine), with its own answer or an exception.
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from amiclient import ActionFuture, AMIClient, AMIError, Backoff
-from amiclient.testing import FakeAMIServer
+from amiclient.testing import FakeAMIServer, Fault
 
 USERS = {"admin": "s3cr3t!"}
 SLACK = 0.2
@@ -56,15 +56,17 @@ class ClientMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(["Echo", "Silent", "Ping"]), timeout=st.sampled_from([0.05, 0.2, 0.5]),
           delay=st.sampled_from([0.0, 0.0, 0.1, 0.4]), mode=st.sampled_from(["count", "nested", "block"]),
-          threads=st.integers(1, 3))
-    def send(self, kind: str, timeout: float, delay: float, mode: str, threads: int) -> None:
+          threads=st.integers(1, 3), big=st.sampled_from([False, False, True]))
+    def send(self, kind: str, timeout: float, delay: float, mode: str, threads: int, big: bool) -> None:
+        padding = {f"Pad{i}": "x" * 1000 for i in range(100)} if big else {}
+
         def one() -> None:
             with self.lock:
                 self.serial += 1
                 tag = str(self.serial)
             started = time.monotonic()
             try:
-                future = self.client.send_action(kind, timeout=timeout, Tag=tag, Delay=str(delay))
+                future = self.client.send_action(kind, padding, timeout=timeout, Tag=tag, Delay=str(delay))
             except AMIError:
                 if time.monotonic() - started > timeout + SLACK:
                     self.late.append(f"send_action({kind}, {timeout}) raised late")
@@ -78,6 +80,14 @@ class ClientMachine(RuleBasedStateMachine):
             worker.start()
         for worker in workers:
             worker.join(5)
+
+    @rule()
+    def stop_reading(self) -> None:
+        self.server.set_fault(Fault.STOP_READING)
+
+    @rule()
+    def resume_reading(self) -> None:
+        self.server.clear_faults()
 
     @rule()
     def drop_links(self) -> None:
@@ -117,6 +127,7 @@ class ClientMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            self.server.clear_faults()
             self._check_all()
         finally:
             self.client.close(timeout=2)
