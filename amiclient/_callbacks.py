@@ -37,11 +37,10 @@ class CallbackRunner:
         """Run ``function()`` on a worker thread; never blocks, never runs it in the calling thread."""
         with self._cond:
             self._queue.append(function)
-            if self._idle_workers > len(self._queue) - 1:
+            if self._idle_workers:
                 self._cond.notify()
-                return
-            if len(self._workers) >= self.max_workers:
-                return  # every worker is busy: it runs when one is free
+            if len(self._queue) <= self._idle_workers or len(self._workers) >= self.max_workers:
+                return  # an idle worker takes it, or it waits for the first free one
             thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._workers) + 1}", daemon=True)
             self._workers.append(thread)
         thread.start()
