@@ -1,10 +1,19 @@
-"""One socket to an AMI server: connect, banner, handshake exchanges, a blocking read loop, a write lock.
+"""One socket to an AMI server: connect, banner, handshake exchanges, the read loop, deadline-bounded writes.
 
 The connection knows bytes, packets and sockets; it knows nothing of
 futures, listeners or reconnecting.  It reports through two callables given
 to :meth:`Connection.run`: ``on_packets(texts)`` for every batch of complete
-packet texts, and ``on_idle()`` when nothing arrived for ``idle_interval``
-seconds.  Either may raise to end the connection.
+packet texts, and ``on_tick()`` whenever the wait chosen by
+``wait_time()`` ends without data (or :meth:`Connection.wake` was called).
+Either may raise to end the connection.
+
+The socket is non-blocking once connected: the reader waits in
+``poll()``/``select()``, and a writer waits for room only until its
+deadline.  A write that cannot finish by the earliest deadline of its batch
+leaves a partial packet on the wire, so it closes the connection.  A sender
+writing other threads' bytes stops at its own deadline and leaves the rest
+to the reader, which writes it whenever the socket has room; meanwhile new
+bytes queue behind it.
 """
 from __future__ import annotations
 
@@ -17,12 +26,14 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_packet
-from .exceptions import AMIConnectionError, ConnectionLost, ProtocolError
+from .exceptions import AMIConnectionError, AMIError, ConnectionLost, ProtocolError
 from .packet import Response
 
 __all__ = ["Connection", "NotSent", "RECV_SIZE"]
 
 log = logging.getLogger("amiclient.connection")
+
+_NEVER = float("inf")
 
 RECV_SIZE = 65536  # below glibc's mmap threshold: no mmap/munmap per recv
 
@@ -60,9 +71,17 @@ class Connection:
         self.closed = False
         self._sock: Optional[socket.socket] = None
         self._write_lock = threading.Lock()  # held by the one thread writing to the socket
-        self._outbox_lock = threading.Lock()  # guards _outbox, briefly
+        self._outbox_lock = threading.Lock()  # guards _outbox, _outbox_deadline and _sock changes, briefly
         self._outbox: List[bytes] = []
+        self._outbox_deadline = _NEVER  # the earliest write deadline of the queued bytes
+        # A batch a sender could not finish by its own deadline: the reader writes the rest (and what follows).
+        self._carry: Optional[memoryview] = None
+        self._carry_deadline = _NEVER
+        self._carry_size = 0
+        self._carry_packets = 0
+        self._reader: Optional[int] = None  # the reader thread's ident while run() runs
         self._tls_lock = threading.Lock()  # TLS only: OpenSSL calls never overlap
+        self._wake_w: Optional[socket.socket] = None  # set while run() waits; guarded by _outbox_lock
         self._backlog: List[str] = []
         self._close_reason: Optional[BaseException] = None
 
@@ -77,16 +96,22 @@ class Connection:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
             raise AMIConnectionError(f"cannot connect to AMI at {self.address}: {exc}") from exc
+        self._adopt(sock)  # from here on, close() interrupts the TLS handshake and the banner wait
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tcp_keepalive:
                 _enable_tcp_keepalive(sock)
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+                self._adopt(sock)
+            sock.setblocking(False)
         except (OSError, ssl.SSLError) as exc:
+            error = self._closed_error() if self.closed else None
+            self.close()
             sock.close()
+            if error is not None:
+                raise error from exc
             raise AMIConnectionError(f"cannot set up the connection to {self.address}: {exc}") from exc
-        self._sock = sock
         try:
             while self.framer.banner is None:
                 self._backlog.extend(self.framer.feed(self._recv(self.connect_timeout, "the banner")))
@@ -97,24 +122,42 @@ class Connection:
         log.debug("connected to %s: %s", self.address, self.framer.banner)
         return self.version or ""
 
-    def _recv(self, timeout: float, waiting_for: str) -> bytes:
-        sock = self._sock
-        if sock is None or self.closed:
-            raise ConnectionLost(f"connection to {self.address} is closed")
-        sock.settimeout(timeout)
-        try:
-            data = sock.recv(RECV_SIZE)
-        except socket.timeout:
-            raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s waiting for {waiting_for}") from None
-        except OSError as exc:
-            raise ConnectionLost(f"connection to {self.address} failed: {exc}") from exc
-        finally:
+    def _adopt(self, sock: socket.socket) -> None:
+        """Make ``sock`` the connection's socket, unless close() was called meanwhile."""
+        with self._outbox_lock:
             if not self.closed:
-                try:
-                    sock.settimeout(None)
-                except OSError:
-                    pass
+                self._sock = sock
+                return
+        sock.close()
+        raise self._closed_error()
+
+    def _closed_error(self) -> AMIError:
+        reason = self._close_reason
+        return reason if isinstance(reason, AMIError) else ConnectionLost(f"connection to {self.address} is closed")
+
+    def _recv(self, timeout: float, waiting_for: str) -> bytes:
+        """Read what arrives within ``timeout`` s (handshake only: the reader has not started)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = self._sock
+            if sock is None or self.closed:
+                raise self._closed_error()
+            try:
+                data = sock.recv(RECV_SIZE)
+                break
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                if self.closed:
+                    raise self._closed_error() from exc
+                raise ConnectionLost(f"connection to {self.address} failed: {exc}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AMIConnectionError(f"no answer from {self.address} within {timeout:g} s waiting for {waiting_for}")
+            _wait_for(sock, False, min(remaining, 1.0))
         if not data:
+            if self.closed:
+                raise self._closed_error()
             raise ConnectionLost(f"{self.address} closed the connection while we waited for {waiting_for}")
         self.bytes_in += len(data)
         self.last_received = time.monotonic()
@@ -126,8 +169,8 @@ class Connection:
         Only for the handshake (login, re-applying filters), before the read
         loop starts.
         """
-        self.send(data)
         deadline = time.monotonic() + timeout
+        self.send(data, deadline=deadline)
         backlog = self._backlog
         checked = len(backlog)  # what arrived before the action was sent cannot answer it
         while True:
@@ -143,16 +186,18 @@ class Connection:
                         return packet
             checked = len(backlog)
 
-    def send(self, data: bytes, before: Optional[Callable[[], None]] = None) -> None:
+    def send(self, data: bytes, before: Optional[Callable[[], None]] = None, deadline: Optional[float] = None) -> None:
         """Queue ``data`` whole for writing, and write it unless another thread is writing.
 
         ``before`` runs under the queue lock just before the bytes are
         queued, so what it records follows the order of the bytes on the
-        wire.  Concurrent senders' bytes are written together in one
-        ``sendall`` (group commit); a thread that finds the writer busy
-        returns at once and the writer sends its bytes.  NotSent if the
-        link was down (or ``before`` raised ConnectionLost): nothing was
-        queued.  ConnectionLost if this thread's write failed.
+        wire.  Concurrent senders' bytes are written together (group
+        commit); a thread that finds the writer busy returns at once and the
+        writer sends its bytes.  ``deadline`` (``time.monotonic()``) bounds
+        the write: bytes that cannot be written by the earliest deadline of
+        a batch close the connection.  NotSent if the link was down (or
+        ``before`` raised ConnectionLost): nothing was queued.
+        ConnectionLost if this thread's write failed.
         """
         with self._outbox_lock:
             if self._sock is None or self.closed:
@@ -165,97 +210,202 @@ class Connection:
                 except ConnectionLost as exc:
                     raise NotSent(str(exc)) from exc
             self._outbox.append(data)
-        self._flush()
+            if deadline is not None and deadline < self._outbox_deadline:
+                self._outbox_deadline = deadline
+            congested = self._carry is not None
+        if congested:  # the reader is writing what a sender left: it writes these bytes too
+            self.wake()
+            return
+        self._flush(time.monotonic() if threading.get_ident() == self._reader else deadline)
 
-    def _flush(self) -> None:
+    def _flush(self, own_deadline: Optional[float]) -> None:
+        """Write what is queued; stop at ``own_deadline`` and leave the rest to the reader."""
         while self._write_lock.acquire(blocking=False):
             try:
                 with self._outbox_lock:
+                    if self._carry is not None:
+                        return
                     chunks, self._outbox = self._outbox, []
+                    deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
                 if chunks:
-                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks))
+                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks), deadline, own_deadline)
             finally:
                 self._write_lock.release()
             # Bytes queued while we held the lock belong to us: their sender saw the lock taken.
             if not self._outbox:
                 return
 
-    def _write(self, data: bytes, packets: int) -> None:
+    def _write(self, data: bytes, packets: int, deadline: float, own_deadline: Optional[float] = None) -> None:
+        """Write all of ``data`` by ``deadline``, or close the connection and raise ConnectionLost.
+
+        A writer whose ``own_deadline`` comes first (it writes other
+        threads' bytes) hands what is left to the reader when it is reached,
+        so no sender waits past its own deadline.
+
+        On TLS, OpenSSL calls never overlap the reader's (``_tls_lock``): a
+        write that needs the peer's bytes first (``SSLWantReadError``) waits
+        for the reader to take them in, never spins.
+        """
         sock = self._sock
         if sock is None or self.closed:
-            raise ConnectionLost(f"not connected to {self.address}")
+            raise self._closed_error()
+        tls = isinstance(sock, ssl.SSLSocket)
+        view = memoryview(data)
+        started = time.monotonic()
         try:
-            if isinstance(sock, ssl.SSLSocket):
-                self._send_tls(sock, data)
-            else:
-                sock.sendall(data)
-        except OSError as exc:
-            error = ConnectionLost(f"sending to {self.address} failed: {exc}")
+            while view:
+                want_read = False
+                try:
+                    if tls:
+                        with self._tls_lock:
+                            sent = sock.send(view)
+                    else:
+                        sent = sock.send(view)
+                except ssl.SSLWantReadError:
+                    sent, want_read = 0, True
+                except (ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent:
+                    view = view[sent:]
+                    continue
+                if self.closed:
+                    raise self._closed_error()
+                now = time.monotonic()
+                if now >= deadline:
+                    raise _WriteTimeout(
+                        f"sending to {self.address} timed out after {now - started:.3g} s "
+                        f"({len(view)} of {len(data)} bytes unsent): the server is not reading")
+                wait = min(deadline - now, 1.0)
+                if own_deadline is not None and own_deadline < deadline and self._reader is not None:
+                    if now >= own_deadline:
+                        with self._outbox_lock:
+                            self._carry, self._carry_deadline = view, deadline
+                            self._carry_size, self._carry_packets = len(data), packets
+                        self.wake()
+                        return
+                    wait = min(wait, own_deadline - now)
+                # The reader takes in what OpenSSL needs; look again soon rather than wait on a socket it drains.
+                _wait_for(sock, not want_read, min(wait, 0.02 if want_read else 1.0))
+        except _WriteTimeout as exc:
+            error = ConnectionLost(str(exc))
+            self.close(error)
+            raise error from None
+        except (OSError, ValueError) as exc:  # ValueError: closed by another thread meanwhile
+            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
             self.close(error)
             raise error from exc
         self.bytes_out += len(data)
         self.packets_sent += packets
 
-    def _send_tls(self, sock: ssl.SSLSocket, data: bytes) -> None:
-        """Write on a TLS socket without ever overlapping the reader's OpenSSL calls.
-
-        OpenSSL does not allow one SSL object to be used by two threads at
-        once, so TLS reads and writes take turns under ``_tls_lock``; while
-        the reader runs, the socket is non-blocking and a writer that would
-        block waits for writability outside the lock.
-        """
-        view = memoryview(data)
-        while view:
-            with self._tls_lock:
+    def _write_carry(self) -> None:
+        """Reader thread: write what a sender left (and what was queued behind it) without blocking."""
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            sock = self._sock
+            tls = isinstance(sock, ssl.SSLSocket)
+            while sock is not None:
+                with self._outbox_lock:
+                    view = self._carry
+                    if view is None:
+                        if not self._outbox:
+                            return
+                        chunks, self._outbox = self._outbox, []
+                        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                        view = self._carry = memoryview(data)
+                        self._carry_deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
+                        self._carry_size, self._carry_packets = len(data), len(chunks)
                 try:
-                    sent = sock.send(view)
-                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    if tls:
+                        with self._tls_lock:
+                            sent = sock.send(view)
+                    else:
+                        sent = sock.send(view)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                     sent = 0
-            if sent:
-                view = view[sent:]
-            elif self.closed:
-                raise ConnectionLost(f"connection to {self.address} closed while sending")
-            else:
+                except (OSError, ValueError) as exc:
+                    error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
+                    self.close(error)
+                    raise error from exc
+                if not sent:
+                    if time.monotonic() >= self._carry_deadline:
+                        error = ConnectionLost(f"sending to {self.address} timed out ({len(view)} of {self._carry_size} "
+                                               "bytes unsent): the server is not reading")
+                        self.close(error)
+                        raise error
+                    return
+                with self._outbox_lock:
+                    if sent < len(view):
+                        self._carry = view[sent:]
+                        continue
+                    self._carry, self._carry_deadline = None, _NEVER
+                    self.bytes_out += self._carry_size
+                    self.packets_sent += self._carry_packets
+        finally:
+            self._write_lock.release()
+
+    def wake(self) -> None:
+        """Make the reader's current wait end now (it calls ``on_tick`` and asks ``wait_time`` again)."""
+        with self._outbox_lock:
+            wake = self._wake_w
+            if wake is not None:
                 try:
-                    select.select((), (sock,), (), 1.0)
-                except (OSError, ValueError) as exc:  # closed by another thread meanwhile
-                    raise ConnectionLost(f"connection to {self.address} closed while sending") from exc
+                    wake.send(b"\0")
+                except OSError:  # full: a wake-up is pending anyway
+                    pass
 
     def run(
         self,
         on_packets: Callable[[List[str]], None],
-        on_idle: Callable[[], None],
-        idle_interval: float,
+        on_tick: Callable[[], None],
+        wait_time: Callable[[], float],
     ) -> BaseException:
-        """Read until the connection ends; return why it ended (never raises)."""
+        """Read until the connection ends; return why it ended (never raises).
+
+        ``wait_time()`` is asked before every wait how long (seconds) the
+        reader may wait for data; ``on_tick()`` runs when that wait ends
+        without data or is cut short by :meth:`wake`.
+        """
         sock = self._sock
         if sock is None:
-            return ConnectionLost(f"not connected to {self.address}")
+            return self._closed_error()
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        with self._outbox_lock:
+            self._wake_w = wake_w
         framer = self.framer
         recv = sock.recv
         tls = isinstance(sock, ssl.SSLSocket)
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
         monotonic = time.monotonic
-        poll = _readable_waiter(sock, idle_interval)
+        wait = _waiter(sock, wake_r)
+        self._reader = threading.get_ident()
         reason: BaseException
         try:
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)
-            if tls:
-                sock.setblocking(False)  # reads and writes take turns under _tls_lock
             while True:
-                if not (pending is not None and pending()) and not poll():
-                    on_idle()
-                    continue
-                if tls:
-                    with self._tls_lock:
-                        try:
+                if not (pending is not None and pending()):
+                    writing = self._carry is not None
+                    timeout = wait_time()
+                    if writing:
+                        timeout = min(timeout, max(0.0, self._carry_deadline - monotonic()))
+                    readable = wait(timeout, writing)
+                    if writing:
+                        self._write_carry()
+                    if not readable:
+                        on_tick()
+                        continue
+                try:
+                    if tls:
+                        with self._tls_lock:
                             data = recv(RECV_SIZE)
-                        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                            continue  # a partial TLS record: wait for the rest
-                else:
-                    data = recv(RECV_SIZE)
+                    else:
+                        data = recv(RECV_SIZE)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                    continue  # nothing yet (a partial TLS record, or a spurious wake-up)
                 if not data:
                     raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
                 self.bytes_in += len(data)
@@ -275,17 +425,23 @@ class Connection:
             log.exception("reader for %s stopped by an unexpected error", self.address)
             reason = exc
         self.close()
+        self._reader = None
+        with self._outbox_lock:
+            self._wake_w = None
+        wake_r.close()
+        wake_w.close()
         return reason
 
     def close(self, reason: Optional[BaseException] = None) -> None:
-        """Shut the socket down and close it (wakes a blocked reader); idempotent.
+        """Shut the socket down and close it (wakes a blocked reader or writer); idempotent.
 
         ``reason`` (the first one given) is what :meth:`run` reports.
         """
-        if self._close_reason is None:
-            self._close_reason = reason
-        self.closed = True
-        sock, self._sock = self._sock, None
+        with self._outbox_lock:
+            if self._close_reason is None:
+                self._close_reason = reason
+            self.closed = True
+            sock, self._sock = self._sock, None
         if sock is None:
             return
         try:
@@ -295,25 +451,81 @@ class Connection:
         sock.close()
 
     def detach_after_fork(self) -> None:
-        """In a forked child: close our copy of the socket without touching the parent's session."""
-        self.closed = True
-        sock, self._sock = self._sock, None
+        """In a forked child: close our copy of the socket without touching the parent's session.
+
+        Every lock is new: another thread of the parent may have held one at ``fork()``.
+        """
         self._write_lock = threading.Lock()
         self._outbox_lock = threading.Lock()
+        self._tls_lock = threading.Lock()
+        self.closed = True
+        sock, self._sock = self._sock, None
         self._outbox = []
-        if sock is not None:
-            sock.close()  # no shutdown(): the parent's session must live on
+        wake, self._wake_w = self._wake_w, None
+        for closing in (sock, wake):
+            if closing is not None:
+                closing.close()  # no shutdown(): the parent's session must live on
 
 
-def _readable_waiter(sock: socket.socket, timeout: float) -> Callable[[], bool]:
-    """A function that waits up to ``timeout`` s for ``sock`` to be readable (poll(), or select() on Windows)."""
+class _WriteTimeout(Exception):
+    pass
+
+
+def _wait_for(sock: socket.socket, writable: bool, timeout: float) -> None:
+    """Wait up to ``timeout`` s until ``sock`` is writable (or readable); errors show on the next call."""
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLOUT if writable else select.POLLIN)
+            poller.poll(max(1, int(timeout * 1000 + 0.999)))
+        elif writable:
+            select.select((), (sock,), (sock,), timeout)
+        else:
+            select.select((sock,), (), (sock,), timeout)
+    except (OSError, ValueError):  # closed by another thread meanwhile
+        pass
+
+
+def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float, bool], bool]:
+    """A function ``wait(timeout, writing)``: wait up to ``timeout`` s for data on ``sock``; True if there is some.
+
+    A byte on ``wake`` ends the wait early (returning False); with
+    ``writing``, so does room to write on ``sock``.
+    """
+    fileno, wake_fileno = sock.fileno(), wake.fileno()
+
+    def drain() -> None:
+        try:
+            while wake.recv(4096):
+                pass
+        except OSError:
+            pass
+
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        timeout_ms = max(1, int(timeout * 1000))
-        return lambda: bool(poller.poll(timeout_ms))
-    fileno = sock.fileno()
-    return lambda: bool(select.select((fileno,), (), (), timeout)[0])
+        poller.register(fileno, select.POLLIN)
+        poller.register(wake_fileno, select.POLLIN)
+        registered = [False]
+
+        def wait_poll(timeout: float, writing: bool) -> bool:
+            if writing != registered[0]:
+                poller.modify(fileno, select.POLLIN | select.POLLOUT if writing else select.POLLIN)
+                registered[0] = writing
+            ready = False
+            for fd, events in poller.poll(max(0, int(min(timeout, 3600.0) * 1000 + 0.999))):
+                if fd == fileno:
+                    ready = ready or bool(events & ~select.POLLOUT)
+                else:
+                    drain()
+            return ready
+        return wait_poll
+
+    def wait_select(timeout: float, writing: bool) -> bool:
+        readable = select.select((fileno, wake_fileno), (fileno,) if writing else (), (), min(max(0.0, timeout), 3600.0))[0]
+        if wake_fileno in readable:
+            drain()
+        return fileno in readable
+    return wait_select
 
 
 def _enable_tcp_keepalive(sock: socket.socket, idle: int = 60, interval: int = 10, count: int = 5) -> None:

@@ -57,6 +57,11 @@ class EventPoller:
         elif wanted == "off":
             client._transport.interrupt_lane(self._lane)
 
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The polling thread, while one runs."""
+        return self._thread
+
     def abort(self) -> None:
         """Stop for good: refuse further polls and cut the one in flight."""
         self._client._transport.interrupt_lane(self._lane, stop=True)
@@ -117,7 +122,9 @@ class EventPoller:
         response = session.request("Events", params, client.timeout, lane=self._lane)
         if response is not None and not response.ok:
             raise ActionError(response)
-        client._session_mask = mask
+        with client._lock:
+            client._session_mask = mask
+            client._mask_changed.notify_all()
 
     def _poll(self) -> List[Event]:
         client = self._client

@@ -20,13 +20,14 @@ Matching rules (AMI-PROTOCOL.md §3-4):
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
-from typing import Any, Deque, Dict, FrozenSet, List, Optional, Union, cast
+from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
 from .exceptions import ActionTimeout, AMIError, ConnectionLost
 from ._protocol import parse_event, parse_packet
@@ -74,7 +75,17 @@ class ActionFuture(Future):  # type: ignore[type-arg]
     is only made when one of them is first called; until then the answer
     is handed over through a plain lock, which is what the blocking
     ``action()`` path pays for.
+
+    Done-callbacks of a client's futures never run on the socket reader:
+    they are handed to ``callback_runner`` (the client's callback threads),
+    so one that blocks or calls the client delays no other answer.  A
+    callback added once the future is done runs at once in the thread that
+    adds it, as with any ``concurrent.futures.Future``.  ``deadline`` is
+    when the client gives up waiting (``time.monotonic()``; None = never).
     """
+
+    deadline: Optional[float] = None
+    callback_runner: Optional[Callable[[Callable[[], Any]], None]] = None
 
     def __init__(self, action: str, action_id: str, timeout: Optional[float]) -> None:
         # Future.__init__ without its Condition (see the _condition property).
@@ -129,6 +140,21 @@ class ActionFuture(Future):  # type: ignore[type-arg]
             super().set_exception(exception)
             self._signal()
 
+    def _invoke_callbacks(self) -> None:
+        runner = self.callback_runner
+        if runner is None or not self._done_callbacks:
+            super()._invoke_callbacks()  # type: ignore[misc]
+            return
+        callbacks, self._done_callbacks = self._done_callbacks, []
+        runner(functools.partial(self._run_callbacks, callbacks))
+
+    def _run_callbacks(self, callbacks: List[Callable[["ActionFuture"], Any]]) -> None:
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("exception calling callback for %r", self)
+
     def cancel(self) -> bool:
         cancelled = super().cancel()
         if cancelled:
@@ -180,7 +206,9 @@ class ActionTracker:
 
     def add(self, future: ActionFuture) -> None:
         """Track ``future``; raises ConnectionLost once the connection has ended."""
-        deadline = None if future.timeout is None else time.monotonic() + future.timeout
+        deadline = future.deadline
+        if deadline is None and future.timeout is not None:
+            deadline = time.monotonic() + future.timeout
         pending = _Pending(future, deadline)
         with self._lock:
             if self._closed is not None:
@@ -295,6 +323,17 @@ class ActionTracker:
                 f"within {pending.future.timeout:g} s", pending.action_id))
         self.timed_out += len(expired)
         return len(expired)
+
+    def next_deadline(self, after: float = float("-inf")) -> Optional[float]:
+        """The earliest deadline later than ``after`` of the actions in flight (None: there is none)."""
+        deadlines = [p.deadline for p in list(self.pending.values()) if p.deadline is not None and p.deadline > after]
+        return min(deadlines) if deadlines else None
+
+    def last_deadline(self, longer_than: float = 0.0) -> Optional[float]:
+        """The latest deadline of the actions in flight whose timeout exceeds ``longer_than`` s (None: none)."""
+        deadlines = [p.deadline for p in list(self.pending.values())
+                     if p.deadline is not None and (p.future.timeout or 0.0) > longer_than]
+        return max(deadlines) if deadlines else None
 
     def close(self, reason: AMIError) -> List[ActionFuture]:
         """Refuse new actions and fail every waiting one with ``reason``."""

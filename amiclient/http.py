@@ -178,6 +178,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._session = HTTPSession(self._transport, username, secret, mask=self._wanted_mask,
                                     after_login=self._after_login)
         self._session_mask = "off"  # the event mask of the current session
+        self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes
         self._filters: List[Mapping[str, HeaderValue]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
@@ -223,6 +224,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
                 return
             self._closed = True
             self._closing.set()
+            self._mask_changed.notify_all()
             executor, self._executor = self._executor, None
         self._poller.abort()
         if self._session.logged_in:
@@ -313,7 +315,9 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
 
     def _after_login(self, mask: str) -> None:
         """A new session: note its mask and re-apply the filters added through this client."""
-        self._session_mask = mask
+        with self._lock:
+            self._session_mask = mask
+            self._mask_changed.notify_all()
         for fields in list(self._filters):
             try:
                 params = action_params(serialize_action("Filter", fields, self._session.next_action_id()))
@@ -325,6 +329,21 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         with self._lock:
             if self._started and not self._closed and self.events is not False:
                 self._poller.wake()
+                self._await_mask()
+
+    def _await_mask(self) -> None:
+        """Wait (up to ``timeout``) until the session reads events, so none sent after add_listener() is missed.
+
+        Skipped on the client's own threads (a listener adding a listener
+        must not stall the dispatcher).  The caller holds ``_lock``.
+        """
+        if self._wanted_mask() == "off" or self._session_mask != "off":
+            return
+        current = threading.current_thread()
+        if current is self._dispatcher._thread or current is self._poller.thread:
+            return
+        self._mask_changed.wait_for(
+            lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off", self.timeout)
 
     # ------------------------------------------------------------------ actions
 

@@ -161,9 +161,7 @@ def test_send_action_returns_futures(any_client: Harness) -> None:
     assert not client.wait(error).ok  # errors are responses, not exceptions
 
 
-def test_done_callbacks_run_off_the_internal_threads(any_client: Harness, request: pytest.FixtureRequest) -> None:
-    if any_client.kind == "tcp":
-        request.applymarker(pytest.mark.xfail(reason="TCP done-callbacks run on the io thread (core-io's fix)", strict=False))
+def test_done_callbacks_run_off_the_internal_threads(any_client: Harness) -> None:
     client = any_client.client.connect()
     names: Recorder[str] = Recorder()
     results: Recorder[Response] = Recorder()

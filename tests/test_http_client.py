@@ -449,3 +449,13 @@ def test_poller_does_not_spin_when_asterisk_answers_wait_event_at_once() -> None
             start = time.monotonic()
             wait_until(lambda: len(ajam.requests_of("WaitEvent")) >= 4, timeout=10)
             assert time.monotonic() - start >= 1.4
+
+
+def test_an_event_sent_right_after_add_listener_is_delivered(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    ami, ajam = servers
+    with make(ajam, poll_timeout=30.0) as client:
+        client.ping()  # a session without events: the first listener turns them on
+        seen: Recorder[Event] = Recorder()
+        client.add_listener(seen, event="UserEvent")
+        ami.emit("UserEvent", UserEvent="First")  # no wait: add_listener returned with the mask on
+        assert seen.wait_for(1)[0]["UserEvent"] == "First"

@@ -55,6 +55,9 @@ class Fault(enum.Enum):
     DELAY_LOGIN         N+E: ``Login`` is answered after ``delay`` seconds.
     REFUSE_LOGIN        N+E: every ``Login`` fails (``Authentication failed``,
                         then close), whatever the credentials.
+    STOP_READING        N+E: sessions stop reading their socket (a server stuck
+                        in a long action while the client keeps writing) until
+                        the fault is cleared.
     ==================  ==========================================================
     """
 
@@ -67,6 +70,7 @@ class Fault(enum.Enum):
     OVERSIZED = "oversized"
     DELAY_LOGIN = "delay_login"
     REFUSE_LOGIN = "refuse_login"
+    STOP_READING = "stop_reading"
 
 
 @dataclass(frozen=True)

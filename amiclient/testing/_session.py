@@ -238,6 +238,9 @@ class Session:
                     left = self._last_progress + wt - now
                     timeout = left if timeout is None else min(timeout, left)
                 want = 0 if self._closing else selectors.EVENT_READ
+                if want and self.server.faults_state.peek(Fault.STOP_READING) is not None:
+                    want = 0  # look again soon: the fault may be cleared
+                    timeout = 0.05 if timeout is None else min(timeout, 0.05)
                 if self._out:
                     head = self._out[0]
                     if head.drip and head.interval and now < self._next_send:
@@ -306,6 +309,8 @@ class Session:
             pass
 
     def _read(self) -> bool:
+        if self.server.faults_state.peek(Fault.STOP_READING) is not None:
+            return True  # the loop stops watching the socket
         try:
             data = self._sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
