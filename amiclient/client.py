@@ -123,7 +123,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
         self._closed = False
         self._ami_version: Optional[str] = None
         self._reconnects = 0
-        self._history = {"bytes_in": 0, "bytes_out": 0, "sent": 0, "timed_out": 0}
+        self._history = {"bytes_in": 0, "bytes_out": 0, "sent": 0, "timed_out": 0, "malformed": 0}
         _clients.add(self)
 
     def _new_dispatcher(self) -> Dispatcher:
@@ -291,6 +291,7 @@ class AMIClient(ListenerAPI, ActionHelpers):
             error = ConnectionLost(f"reader for {conn.address} failed: {reason!r}")
         failed = tracker.close(error)
         self._history["timed_out"] += tracker.timed_out
+        self._history["malformed"] += tracker.malformed
         if not self._closing.is_set():
             log.warning("connection to %s lost: %s (%d actions failed)", conn.address, error, len(failed))
         self._emit(StateChange(ConnectionState.DISCONNECTED, reason=error))
@@ -508,18 +509,19 @@ class AMIClient(ListenerAPI, ActionHelpers):
         dispatcher = self._dispatcher
         link = self._link
         history = self._history
-        conn_in = conn_out = sent = in_flight = timed_out = 0
+        conn_in = conn_out = sent = in_flight = timed_out = malformed = 0
         if link is not None:
             conn_in, conn_out, sent = link[0].bytes_in, link[0].bytes_out, link[0].packets_sent
-            in_flight, timed_out = len(link[1].pending), link[1].timed_out
+            in_flight, timed_out, malformed = len(link[1].pending), link[1].timed_out, link[1].malformed
+        received, dispatched, dropped, queued = dispatcher.counts()
         return ClientStats(
-            events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
-            events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
+            events_received=received, events_dispatched=dispatched,
+            events_dropped=dropped, events_queued=queued,
             queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
             actions_sent=history["sent"] + sent, actions_in_flight=in_flight,
             actions_timed_out=history["timed_out"] + timed_out, reconnects=self._reconnects,
             bytes_in=history["bytes_in"] + conn_in, bytes_out=history["bytes_out"] + conn_out,
-            connected=self.connected,
+            connected=self.connected, malformed_packets=history["malformed"] + malformed,
         )
 
     def _after_fork_in_child(self) -> None:
