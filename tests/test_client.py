@@ -59,10 +59,10 @@ def test_login_modes(server: FakeAMIServer, auth: str) -> None:
     assert actions[-1] == "Logoff"
 
 
-def test_auto_auth_falls_back_to_plain_when_challenge_refused(server: FakeAMIServer) -> None:
+def test_auto_auth_does_not_fall_back_to_plain_over_tcp(server: FakeAMIServer) -> None:
     server.add_handler("Challenge", lambda session, packet: [("Response", "Error"), ("Message", "Must specify AuthType")])
-    with make_client(server, auth="auto") as client:
-        assert client.connected
+    with pytest.raises(AuthenticationError, match="unencrypted"):
+        make_client(server, auth="auto").connect()
     with pytest.raises(AuthenticationError, match="MD5"):
         make_client(server, auth="md5").connect()
 
