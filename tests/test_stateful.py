@@ -68,7 +68,7 @@ class ClientMachine(RuleBasedStateMachine):
         self.lock = threading.Lock()
         self.tracked: List[Tracked] = []
         self.violations: List[str] = []
-        self.removed: Set[int] = set()  # ids of listeners whose remove_listener() has returned
+        self.removed: Set[Any] = set()  # handles whose remove_listener() has returned (kept alive: no id reuse)
         self.states: List[StateChange] = []
         self.state_seen = threading.Condition()
         self.client = AMIClient(
@@ -167,14 +167,14 @@ class ClientMachine(RuleBasedStateMachine):
         def guarded(name: str) -> Any:
             def listener(event: Event) -> None:
                 handle = handles.get(name)
-                if handle is not None and id(handle) in self.removed:
+                if handle is not None and handle in self.removed:
                     with self.lock:
                         self.violations.append(f"listener {name} called after remove_listener() returned")
                 if name == "remover":
                     for victim in (["victim"] if removes_other else []) + ["remover"]:
                         target = handles.get(victim)
                         if target is not None and client.remove_listener(target):
-                            self.removed.add(id(target))
+                            self.removed.add(target)
                     if sends:
                         self.send("Echo")
             return listener
@@ -187,7 +187,7 @@ class ClientMachine(RuleBasedStateMachine):
     def remove_from_test_thread(self) -> None:
         for handle in list(self.client._registry._snapshot.listeners):
             if self.client.remove_listener(handle):
-                self.removed.add(id(handle))
+                self.removed.add(handle)
             break
 
     # ------------------------------------------------------------------ rules: faults
