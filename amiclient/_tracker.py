@@ -9,7 +9,10 @@ Matching rules (AMI-PROTOCOL.md §3-4):
 
 * a response resolves the action with its ``ActionID``; one without an
   ``ActionID`` resolves the oldest unanswered action (Asterisk answers in
-  order);
+  order).  An action whose caller gave up (timeout) keeps its place as a
+  *tombstone* until its answer arrives, is passed by a later answer that
+  carries an ``ActionID``, or the connection ends: a late answer is
+  dropped, never handed to the next action;
 * ``EventList: start`` (any case) turns the action into a list: events
   with its ``ActionID`` are its items until one carries
   ``EventList: Complete``;
@@ -17,6 +20,11 @@ Matching rules (AMI-PROTOCOL.md §3-4):
   (``Message: ... will follow``) and end them with a known ``...Complete``
   event; a table covers those, and Asterisk 1.4's ``DBGet``, whose only
   item also ends it.
+
+Header names (``ActionID``, ``EventList``) and list flags and completion
+names are matched in any case.  A packet that is neither a response nor
+an event is skipped and counted (``malformed``); only framing errors end
+the connection.
 """
 from __future__ import annotations
 
