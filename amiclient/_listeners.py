@@ -125,14 +125,14 @@ class ListenerRegistry:
             with self._idle:  # the dispatcher is inside this listener: wait until it returns
                 self._removers += 1
                 try:
-                    while self._calling is handle:
+                    while self._calling is handle and self._caller is not None and self._caller.is_alive():
                         self._idle.wait(0.1)
                 finally:
                     self._removers -= 1
         return True
 
     def call(self, handle: ListenerHandle, event: Event) -> None:
-        """Run ``handle`` on ``event`` unless it was removed (the dispatcher thread calls this)."""
+        """Run ``handle`` on ``event`` unless it was removed (the dispatcher inlines this)."""
         self._calling = handle  # set before checking: a concurrent remove() then waits for us
         try:
             if handle.active and (handle.filter is None or handle.filter(event)):
@@ -140,8 +140,12 @@ class ListenerRegistry:
         finally:
             self._calling = None
             if self._removers:
-                with self._idle:
-                    self._idle.notify_all()
+                self.wake_removers()
+
+    def wake_removers(self) -> None:
+        """The dispatcher left a listener: wake the remove() calls waiting for that."""
+        with self._idle:
+            self._idle.notify_all()
 
     def snapshot_cache(self) -> Dict[str, Tuple[ListenerHandle, ...]]:
         """The current name -> listeners cache (replaced whenever listeners change)."""
@@ -301,7 +305,6 @@ class Dispatcher:
         cond = self._cond
         registry = self.registry
         registry._caller = threading.current_thread()
-        call = registry.call
         while True:
             with cond:
                 while not queue:
@@ -339,21 +342,26 @@ class Dispatcher:
                     if event is None:
                         event = parse(name, text)
                     for handle in listeners:
+                        registry._calling = handle  # before the check: a concurrent remove() then waits
                         try:
-                            call(handle, event)
+                            if handle.active and (handle.filter is None or handle.filter(event)):
+                                handle.callback(event)
                         except Exception:
                             self.listener_errors += 1
                             log.exception("listener %r raised on %s event", handle, name)
-                    # Count precisely after a listener ran: it may have been slow.
-                    with cond:
-                        self.dispatched += index + 1 - counted
-                        counted = index + 1
-                        if self._abandon:
+                        registry._calling = None
+                        if registry._removers:
+                            registry.wake_removers()
+                    # Count precisely after a listener ran: it may have been slow.  Only this thread
+                    # writes ``dispatched``; counts() reads it under the lock with the others.
+                    self.dispatched += index + 1 - counted
+                    counted = index + 1
+                    if self._abandon:
+                        with cond:
                             self.dropped += len(batch) - counted
-                            break
+                        break
             else:
-                with cond:
-                    self.dispatched += len(batch) - counted
+                self.dispatched += len(batch) - counted
 
 
 def _is_event_batch(batch: List[QueueItem]) -> bool:
