@@ -33,8 +33,16 @@ class Handshake:
         return self.conn.exchange(serialize_action(action, fields, action_id), action_id, self.timeout)
 
     def login(self, username: str, secret: str, auth: str, events: Union[bool, str]) -> None:
-        """Log in (MD5 challenge unless ``auth == "plain"``); AuthenticationError if refused."""
+        """Log in (MD5 challenge unless ``auth == "plain"``); AuthenticationError if refused.
+
+        ``auth="auto"`` sends the plain secret only over TLS when the server
+        refuses the challenge; over plain TCP it raises AuthenticationError
+        (a man in the middle could refuse the challenge to read the secret).
+        Errors name the ``Secret`` header, never its value.
+        """
         conn = self.conn
+        if not isinstance(secret, str) or not _encodable(secret):
+            raise ValueError("the secret must be a str that UTF-8 can encode")
         fields: Dict[str, HeaderValue] = {"Username": username, "Secret": secret}
         if auth != "plain":
             response = self.exchange("Challenge", {"AuthType": "MD5"})
@@ -44,9 +52,17 @@ class Handshake:
                 fields = {"AuthType": "MD5", "Username": username, "Key": digest}
             elif auth == "md5":
                 raise AuthenticationError(f"{conn.address} refused the MD5 challenge: {response.message}")
+            elif conn.ssl_context is None:
+                raise AuthenticationError(
+                    f"{conn.address} refused the MD5 challenge ({response.message}); auth='auto' does not send "
+                    "the secret in clear text over an unencrypted link: use tls, or auth='plain' if you accept that")
+            else:
+                log.info("%s refused the MD5 challenge; logging in with the plain secret over TLS", conn.address)
         fields["Events"] = events if isinstance(events, str) else ("on" if events else "off")
+        action_id = self.next_action_id()
+        data = _login_bytes(fields, action_id)
         try:
-            response = self.exchange("Login", fields)
+            response = self.conn.exchange(data, action_id, self.timeout)
         except ConnectionLost as exc:
             raise AuthenticationError(f"{conn.address} closed the connection during login of {username!r}") from exc
         if not response.ok:
@@ -61,3 +77,25 @@ class Handshake:
             response = self.exchange("Filter", dict(fields))
             if not response.ok:
                 log.warning("re-applying filter %r on %s failed: %s", fields.get("Filter"), self.conn.address, response.message)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _login_bytes(fields: Dict[str, HeaderValue], action_id: str) -> bytes:
+    """The Login action; a ValueError about ``Secret``/``Key`` names the header, never its value."""
+    try:
+        return serialize_action("Login", fields, action_id)
+    except (ValueError, UnicodeError):
+        pass  # raised below, outside this block: the original error (holding the value) is not chained
+    secret_header = "Secret" if "Secret" in fields else "Key"
+    masked = dict(fields)
+    masked[secret_header] = "x"
+    serialize_action("Login", masked, action_id)  # raises the error if it is not about the secret
+    raise ValueError(f"the {secret_header} value cannot be sent: it holds CR, LF, NUL, a leading blank or control "
+                     "character, or is too long (the value is not shown)")

@@ -49,6 +49,8 @@ class ConnectAttempt:
             except Exception:
                 raise error from None
             raise copy from error
+        if isinstance(error, ValueError):  # the caller's own settings (e.g. a secret that cannot be sent)
+            raise ValueError(*error.args) from None
         raise AMIConnectionError(f"connecting failed: {error!r}") from error
 
 
@@ -233,7 +235,7 @@ class Lifecycle:
         """Drop the parent's socket and threads; every lock is new; reconnect on first use if the parent was connected."""
         link, was_running = self._link, self._io_thread is not None
         self._init_runtime()
-        self._registry._lock = threading.Lock()  # another thread may have held it at fork()
+        self._registry.reset_after_fork()
         self._dispatcher = self._new_dispatcher()
         self._callbacks = self._new_callback_runner()
         if link is not None:

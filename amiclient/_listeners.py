@@ -35,7 +35,7 @@ _ids = itertools.count(1)
 class ListenerHandle:
     """A registered listener; pass it to ``remove_listener``."""
 
-    __slots__ = ("id", "callback", "names", "pattern", "filter", "__weakref__")
+    __slots__ = ("id", "callback", "names", "pattern", "filter", "active", "__weakref__")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class ListenerHandle:
         self.names = names
         self.pattern = pattern
         self.filter = filter
+        self.active = True  # False once removed: never called again
 
     def matches(self, name: str) -> bool:
         """Whether this listener wants events called ``name`` (before its filter)."""
@@ -73,11 +74,28 @@ class _Snapshot:
 
 
 class ListenerRegistry:
-    """Listeners by event name; lookups are lock-free (copy on write)."""
+    """Listeners by event name; lookups are lock-free (copy on write).
+
+    After :meth:`remove` returns, the listener is never called again: the
+    dispatcher checks each handle just before calling it, and a removal
+    from another thread waits for a call of that listener in progress.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot = _Snapshot(())
+        self._calling: Optional[ListenerHandle] = None  # the handle the dispatcher is calling
+        self._caller: Optional[threading.Thread] = None  # the dispatcher thread
+        self._idle = threading.Condition(threading.Lock())
+        self._removers = 0  # threads waiting in remove() for a call to end
+
+    def reset_after_fork(self) -> None:
+        """New locks in a forked child (another thread may have held them at fork()); listeners are kept."""
+        self._lock = threading.Lock()
+        self._calling = None
+        self._caller = None
+        self._idle = threading.Condition(threading.Lock())
+        self._removers = 0
 
     def add(
         self,
@@ -109,8 +127,33 @@ class ListenerRegistry:
             listeners = self._snapshot.listeners
             if handle not in listeners:
                 return False
+            handle.active = False
             self._snapshot = _Snapshot(tuple(h for h in listeners if h is not handle))
-            return True
+        if self._calling is handle and threading.current_thread() is not self._caller:
+            with self._idle:  # the dispatcher is inside this listener: wait until it returns
+                self._removers += 1
+                try:
+                    while self._calling is handle and self._caller is not None and self._caller.is_alive():
+                        self._idle.wait(0.1)
+                finally:
+                    self._removers -= 1
+        return True
+
+    def call(self, handle: ListenerHandle, event: Event) -> None:
+        """Run ``handle`` on ``event`` unless it was removed (the dispatcher inlines this)."""
+        self._calling = handle  # set before checking: a concurrent remove() then waits for us
+        try:
+            if handle.active and (handle.filter is None or handle.filter(event)):
+                handle.callback(event)
+        finally:
+            self._calling = None
+            if self._removers:
+                self.wake_removers()
+
+    def wake_removers(self) -> None:
+        """The dispatcher left a listener: wake the remove() calls waiting for that."""
+        with self._idle:
+            self._idle.notify_all()
 
     def snapshot_cache(self) -> Dict[str, Tuple[ListenerHandle, ...]]:
         """The current name -> listeners cache (replaced whenever listeners change)."""
@@ -170,7 +213,14 @@ class Dispatcher:
     @property
     def depth(self) -> int:
         """Events received but not yet dispatched or dropped."""
-        return self.received - self.dispatched - self.dropped
+        with self._lock:
+            return self.received - self.dispatched - self.dropped
+
+    def counts(self) -> Tuple[int, int, int, int]:
+        """``(received, dispatched, dropped, queued)`` of one instant: ``received == dispatched + dropped + queued``."""
+        with self._lock:
+            received, dispatched, dropped = self.received, self.dispatched, self.dropped
+        return received, dispatched, dropped, received - dispatched - dropped
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -185,12 +235,12 @@ class Dispatcher:
         count = len(events)
         with self._lock:
             self.received += count
-            room = self.max_events - self.depth + count
+            room = self.max_events - (self.received - self.dispatched - self.dropped) + count
             if count > room:
                 events = self._make_room(events, room)
             if events:
                 self._queue.append(cast(List[QueueItem], events))
-            depth = self.depth
+            depth = self.received - self.dispatched - self.dropped
             if depth > self.high_water:
                 self.high_water = depth
             if self._waiting:
@@ -262,6 +312,7 @@ class Dispatcher:
         queue = self._queue
         cond = self._cond
         registry = self.registry
+        registry._caller = threading.current_thread()
         while True:
             with cond:
                 while not queue:
@@ -281,7 +332,6 @@ class Dispatcher:
                 except Exception:
                     log.exception("%s: a callback raised", self.name)
                 continue
-            cache = registry.snapshot_cache()
             parse = self._shapes.parse
             counted = 0  # events of this batch already added to self.dispatched
             for index, item in enumerate(batch):
@@ -293,20 +343,25 @@ class Dispatcher:
                 else:
                     event = cast(Event, item)
                     name = event.name
-                listeners = cache.get(name)
+                listeners = registry.snapshot_cache().get(name)  # per event: a listener may change them
                 if listeners is None:
                     listeners = registry.match(name)
                 if listeners:
                     if event is None:
                         event = parse(name, text)
                     for handle in listeners:
+                        registry._calling = handle  # before the check: a concurrent remove() then waits
                         try:
-                            if handle.filter is None or handle.filter(event):
+                            if handle.active and (handle.filter is None or handle.filter(event)):
                                 handle.callback(event)
                         except Exception:
                             self.listener_errors += 1
                             log.exception("listener %r raised on %s event", handle, name)
-                    # Count precisely after a listener ran: it may have been slow.
+                        registry._calling = None
+                        if registry._removers:
+                            registry.wake_removers()
+                    # Count precisely after a listener ran: it may have been slow.  Only this thread
+                    # writes ``dispatched``; counts() reads it under the lock with the others.
                     self.dispatched += index + 1 - counted
                     counted = index + 1
                     if self._abandon:

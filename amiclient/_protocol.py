@@ -278,6 +278,8 @@ def _parse_fast(cls: Type[_P], text: str) -> Optional[_P]:
 
 def _parse_slow(text: str) -> Packet:
     text = text.lstrip("\r\n")
+    while text.endswith("\r\n"):  # a stray CRLF after the packet, when a read ended right after it
+        text = text[:-2]
     first = text[: text.find(":")].strip().lower() if ":" in text.split("\r\n", 1)[0] else ""
     if first == "response" and text.partition("\r\n")[0].partition(":")[2].strip() == "Follows":
         return _parse_follows(text)

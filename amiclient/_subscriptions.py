@@ -51,7 +51,12 @@ class ListenerAPI:
         return register
 
     def remove_listener(self, handle: ListenerHandle) -> bool:
-        """Unregister a listener (safe from inside a listener); False if unknown."""
+        """Unregister a listener (safe from inside a listener); False if unknown.
+
+        Once it returns the listener is never called again, even for the rest
+        of an event batch; from another thread it first waits for a call of
+        that listener in progress to return.
+        """
         return self._registry.remove(handle)
 
     def on_state(self, callback: Callable[[StateChange], Any]) -> Callable[[StateChange], Any]:

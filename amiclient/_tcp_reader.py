@@ -256,6 +256,7 @@ class TcpReader:
             error = ConnectionLost(f"reader for {conn.address} failed: {reason!r}")
         failed = link.tracker.close(error)
         self._history["timed_out"] += link.tracker.timed_out
+        self._history["malformed"] += link.tracker.malformed
         if not self._closing.is_set():
             log.warning("connection to %s lost: %s (%d actions failed)", conn.address, error, len(failed))
         self._emit(StateChange(ConnectionState.DISCONNECTED, reason=error))
@@ -294,10 +295,11 @@ class TcpReader:
         except Exception as exc:  # the link is going away anyway
             log.debug("logoff from %s: %r", self.address, exc)
 
-    def _link_stats(self) -> Tuple[int, int, int, int, int]:
-        """bytes in, bytes out, actions sent, in flight, timed out on the current link."""
+    def _link_stats(self) -> Tuple[int, int, int, int, int, int]:
+        """bytes in, bytes out, actions sent, in flight, timed out, malformed packets on the current link."""
         link = self._link
         if link is None:
-            return 0, 0, 0, 0, 0
+            return 0, 0, 0, 0, 0, 0
         conn, tracker = link.conn, link.tracker
-        return conn.bytes_in, conn.bytes_out, conn.packets_sent, len(tracker.pending), tracker.timed_out
+        return (conn.bytes_in, conn.bytes_out, conn.packets_sent, len(tracker.pending), tracker.timed_out,
+                tracker.malformed)

@@ -9,7 +9,10 @@ Matching rules (AMI-PROTOCOL.md §3-4):
 
 * a response resolves the action with its ``ActionID``; one without an
   ``ActionID`` resolves the oldest unanswered action (Asterisk answers in
-  order);
+  order).  An action whose caller gave up (timeout) keeps its place as a
+  *tombstone* until its answer arrives, is passed by a later answer that
+  carries an ``ActionID``, or the connection ends: a late answer is
+  dropped, never handed to the next action;
 * ``EventList: start`` (any case) turns the action into a list: events
   with its ``ActionID`` are its items until one carries
   ``EventList: Complete``;
@@ -17,11 +20,17 @@ Matching rules (AMI-PROTOCOL.md §3-4):
   (``Message: ... will follow``) and end them with a known ``...Complete``
   event; a table covers those, and Asterisk 1.4's ``DBGet``, whose only
   item also ends it.
+
+Header names (``ActionID``, ``EventList``) and list flags and completion
+names are matched in any case.  A packet that is neither a response nor
+an event is skipped and counted (``malformed``); only framing errors end
+the connection.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -29,7 +38,7 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
-from .exceptions import ActionTimeout, AMIError, ConnectionLost
+from .exceptions import ActionTimeout, AMIError, ConnectionLost, ProtocolError
 from ._protocol import parse_event, parse_packet
 from .packet import Event, Response
 
@@ -178,7 +187,7 @@ class ActionFuture(Future):  # type: ignore[type-arg]
 
 class _Pending:
     __slots__ = ("future", "action_id", "action", "deadline", "response", "items", "completions", "item_completes",
-                 "finished")
+                 "finished", "answered")
 
     def __init__(self, future: ActionFuture, deadline: Optional[float]) -> None:
         self.future = future
@@ -189,20 +198,38 @@ class _Pending:
         self.items: List[Event] = []
         self.completions: FrozenSet[str] = frozenset()
         self.item_completes = False
-        self.finished = False
+        self.finished = False  # resolved, or given up by its caller (then a tombstone until answered)
+        self.answered = False  # its response arrived: it no longer takes a response without ActionID
+
+
+# "ActionID:" at the start of a line, any case (the fast check below covers Asterisk's own spelling).
+_ACTION_ID_LINE = re.compile(r"(?:^|\n)actionid:", re.IGNORECASE)
+_MALFORMED_LOG_INTERVAL = 10.0  # seconds between two warnings about unreadable packets
 
 
 class ActionTracker:
-    """Pending actions of one connection."""
+    """Pending actions of one connection.
+
+    Senders (any thread) add; the reader routes responses; a caller that
+    gives up discards.  Every change to the bookkeeping happens under one
+    lock; futures are resolved outside it.  An action given up before its
+    answer stays in the FIFO as a *tombstone* until its answer arrives (or
+    the connection ends), so a late answer without ``ActionID`` is dropped
+    instead of resolving the next action.
+    """
 
     def __init__(self, ami_version: Optional[str] = None) -> None:
         self.pending: Dict[str, _Pending] = {}
         self.lists: Dict[str, _Pending] = {}
-        self._order: Deque[_Pending] = deque()
+        self._tombstones: Dict[str, _Pending] = {}
+        self._order: Deque[_Pending] = deque()  # in wire order: actions whose response has not arrived
         self._lock = threading.Lock()
         self._closed: Optional[AMIError] = None
         self.legacy_dbget = (ami_version or "").startswith("1.0")
         self.timed_out = 0
+        self.malformed = 0
+        self._malformed_log_next = 0.0
+        self._malformed_suppressed = 0
 
     def add(self, future: ActionFuture) -> None:
         """Track ``future``; raises ConnectionLost once the connection has ended."""
@@ -215,31 +242,46 @@ class ActionTracker:
                 raise ConnectionLost(str(self._closed))
             if future.action_id in self.pending:
                 raise ValueError(f"ActionID {future.action_id!r} is already in flight")
+            stale = self._tombstones.pop(future.action_id, None)
+            if stale is not None:  # the ActionID is reused: its old answer can no longer be told apart
+                stale.answered = True
             self.pending[future.action_id] = pending
-            order = self._order
-            while order and order[0].finished:
-                order.popleft()
-            order.append(pending)
+            self._order.append(pending)
+            self._trim()
+
+    def _trim(self) -> None:
+        order = self._order
+        while order and order[0].answered:
+            order.popleft()
 
     def discard(self, action_id: str) -> None:
-        """Stop tracking an action (its caller gave up)."""
-        pending = self.pending.pop(action_id, None)
-        if pending is not None:
+        """Stop tracking an action (its caller gave up); its answer, if it comes, is dropped."""
+        with self._lock:
+            pending = self.pending.pop(action_id, None)
+            if pending is None:
+                return
             pending.finished = True
-        self.lists.pop(action_id, None)
+            self.lists.pop(action_id, None)
+            if not pending.answered:
+                self._tombstones[action_id] = pending
+
+    @property
+    def tombstones(self) -> int:
+        """Actions given up whose answer has not arrived yet."""
+        return len(self._tombstones)
 
     def route(self, texts: List[str]) -> List[Union[str, Event]]:
         """Resolve actions from a batch of packet texts; return the rest: events for listeners.
 
         Events go on as unparsed text unless a list is in progress and they
-        may be its items.  Raises ProtocolError for a packet that is neither
-        a response nor an event.
+        may be its items.  A packet that is neither a response nor an event
+        is skipped, counted in ``malformed`` and logged (rate-limited).
         """
         events: List[Union[str, Event]] = []
         lists = self.lists
         for text in texts:
             if text.startswith("Event: "):
-                if lists and "ActionID: " in text:
+                if lists and ("ActionID: " in text or _ACTION_ID_LINE.search(text)):
                     event = parse_event(text)
                     if not self.on_list_event(event):
                         events.append(event)
@@ -247,33 +289,75 @@ class ActionTracker:
                     events.append(text)
             elif text.startswith("Response: "):
                 self.on_response(cast(Response, parse_packet(text)))
-            elif text:
-                packet = parse_packet(text)
+            elif text and not text.isspace():
+                try:
+                    packet = parse_packet(text)
+                except ProtocolError:
+                    self._on_malformed(text)
+                    continue
                 if isinstance(packet, Response):
                     self.on_response(packet)
                 elif not (lists and self.on_list_event(cast(Event, packet))):
                     events.append(cast(Event, packet))
         return events
 
+    def _on_malformed(self, text: str) -> None:
+        self.malformed += 1
+        now = time.monotonic()  # only the reader thread gets here
+        if now < self._malformed_log_next:
+            self._malformed_suppressed += 1
+            return
+        suppressed, self._malformed_suppressed = self._malformed_suppressed, 0
+        self._malformed_log_next = now + _MALFORMED_LOG_INTERVAL
+        log.warning("skipped an unreadable packet (neither a response nor an event)%s: %r",
+                    f", and {suppressed} more since the last warning" if suppressed else "", text[:80])
+
     def on_response(self, response: Response) -> None:
         """Resolve the action this response answers (the reader calls this)."""
         action_id = response.get("ActionID")
-        pending = self.pending.get(action_id) if action_id else self._oldest_unanswered()
-        if pending is None:
-            log.debug("response for no pending action (ActionID %s): %s", action_id, response.get("Message"))
-            return
-        if pending.response is not None:  # a second response for a list action: protocol oddity
-            log.debug("extra response for %s ignored", pending.action_id)
-            return
-        if response.ok and self._starts_list(pending, response):
-            pending.response = response
-            self.lists[pending.action_id] = pending
-            return
-        self._finish(pending, response)
+        with self._lock:
+            pending = self._claim(action_id) if action_id else self._claim_oldest()
+            if pending is None:
+                log.debug("response for no pending action (ActionID %s): %s", action_id, response.get("Message"))
+                return
+            if pending.finished:  # the late answer of an action given up: nobody else may have it
+                log.debug("late response for %s dropped", pending.action_id)
+                return
+            if response.ok and self._starts_list(pending, response):
+                pending.response = response
+                self.lists[pending.action_id] = pending
+                return
+            self._retire(pending)
+        self._resolve(pending, response)
 
-    def _oldest_unanswered(self) -> Optional[_Pending]:
+    def _claim(self, action_id: str) -> Optional[_Pending]:
+        """The action ``action_id`` (live or a tombstone), marked answered; None if unknown or answered."""
+        pending = self.pending.get(action_id)
+        if pending is None:
+            pending = self._tombstones.pop(action_id, None)
+        if pending is None or pending.answered:  # unknown, or a second response (a list's): ignored
+            return None
+        pending.answered = True
+        # Answers come in order: tombstones sent before this action will never be answered now.
+        order = self._order
+        while order and order[0] is not pending:
+            head = order[0]
+            if not head.answered:
+                if not head.finished:
+                    break  # a live action still waits: it keeps its place
+                head.answered = True
+                self._tombstones.pop(head.action_id, None)
+            order.popleft()
+        self._trim()
+        return pending
+
+    def _claim_oldest(self) -> Optional[_Pending]:
+        """The oldest action still waiting for its response (a tombstone included), marked answered."""
         for pending in self._order:
-            if pending.response is None and not pending.finished and pending.action_id in self.pending:
+            if not pending.answered:
+                pending.answered = True
+                self._tombstones.pop(pending.action_id, None)
+                self._trim()
                 return pending
         return None
 
@@ -299,10 +383,21 @@ class ActionTracker:
             pending.items.append(event)
         return True
 
-    def _finish(self, pending: _Pending, response: Optional[Response], complete: Optional[Event] = None) -> None:
+    def _retire(self, pending: _Pending) -> None:
+        """Stop tracking ``pending`` (the caller holds the lock)."""
         pending.finished = True
         self.pending.pop(pending.action_id, None)
         self.lists.pop(pending.action_id, None)
+
+    def _finish(self, pending: _Pending, response: Optional[Response], complete: Optional[Event] = None) -> None:
+        with self._lock:
+            if pending.finished:  # given up meanwhile
+                return
+            self._retire(pending)
+        self._resolve(pending, response, complete)
+
+    @staticmethod
+    def _resolve(pending: _Pending, response: Optional[Response], complete: Optional[Event] = None) -> None:
         assert response is not None
         if pending.items or complete is not None:
             response.events = pending.items
@@ -315,7 +410,8 @@ class ActionTracker:
 
     def expire(self, now: float) -> int:
         """Fail actions whose deadline has passed with ActionTimeout; return how many."""
-        expired = [p for p in list(self.pending.values()) if p.deadline is not None and p.deadline <= now]
+        with self._lock:
+            expired = [p for p in self.pending.values() if p.deadline is not None and p.deadline <= now]
         for pending in expired:
             self.discard(pending.action_id)
             fail(pending.future, ActionTimeout(
@@ -326,13 +422,15 @@ class ActionTracker:
 
     def next_deadline(self, after: float = float("-inf")) -> Optional[float]:
         """The earliest deadline later than ``after`` of the actions in flight (None: there is none)."""
-        deadlines = [p.deadline for p in list(self.pending.values()) if p.deadline is not None and p.deadline > after]
+        with self._lock:
+            deadlines = [p.deadline for p in self.pending.values() if p.deadline is not None and p.deadline > after]
         return min(deadlines) if deadlines else None
 
     def last_deadline(self, longer_than: float = 0.0) -> Optional[float]:
         """The latest deadline of the actions in flight whose timeout exceeds ``longer_than`` s (None: none)."""
-        deadlines = [p.deadline for p in list(self.pending.values())
-                     if p.deadline is not None and (p.future.timeout or 0.0) > longer_than]
+        with self._lock:
+            deadlines = [p.deadline for p in self.pending.values()
+                         if p.deadline is not None and (p.future.timeout or 0.0) > longer_than]
         return max(deadlines) if deadlines else None
 
     def close(self, reason: AMIError) -> List[ActionFuture]:
@@ -340,8 +438,11 @@ class ActionTracker:
         with self._lock:
             self._closed = reason
             waiting = [p.future for p in self.pending.values()]
+            for pending in self.pending.values():
+                pending.finished = True
             self.pending.clear()
             self.lists.clear()
+            self._tombstones.clear()
             self._order.clear()
         for future in waiting:
             fail(future, _copy(reason))
@@ -353,10 +454,8 @@ def list_completions(action: str, response: Response) -> Optional[FrozenSet[str]
 
     An empty set means the list ends at the event with ``EventList: Complete``.
     """
-    flag = dict.get(response, "EventList")  # Asterisk's spelling: no case-folding on the hot path
+    flag = response.get("EventList")  # any case
     completions = LEGACY_LIST_COMPLETIONS.get(action)
-    if flag is None and completions is not None:
-        flag = response.get("EventList")
     if flag is not None:
         return frozenset() if flag.lower() == "start" else None
     if completions is None or "follow" not in (response.message or "").lower():

@@ -137,7 +137,7 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
         self._init_runtime()
         self._ami_version: Optional[str] = None
         self._reconnects = 0
-        self._history = {"bytes_in": 0, "bytes_out": 0, "sent": 0, "timed_out": 0}
+        self._history = {"bytes_in": 0, "bytes_out": 0, "sent": 0, "timed_out": 0, "malformed": 0}
 
     def _new_dispatcher(self) -> Dispatcher:
         return Dispatcher(self._registry, name=f"amiclient-dispatch-{self.host}:{self.port}", **self._queue_options)  # type: ignore[arg-type]
@@ -199,15 +199,16 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
         """A snapshot of the client's counters."""
         dispatcher = self._dispatcher
         history = self._history
-        conn_in, conn_out, sent, in_flight, timed_out = self._link_stats()
+        conn_in, conn_out, sent, in_flight, timed_out, malformed = self._link_stats()
+        received, dispatched, dropped, queued = dispatcher.counts()
         return ClientStats(
-            events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
-            events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
+            events_received=received, events_dispatched=dispatched,
+            events_dropped=dropped, events_queued=queued,
             queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
             actions_sent=history["sent"] + sent, actions_in_flight=in_flight,
             actions_timed_out=history["timed_out"] + timed_out, reconnects=self._reconnects,
             bytes_in=history["bytes_in"] + conn_in, bytes_out=history["bytes_out"] + conn_out,
-            connected=self.connected,
+            connected=self.connected, malformed_packets=history["malformed"] + malformed,
         )
 
     def __repr__(self) -> str:

@@ -50,6 +50,7 @@ class ClientStats(Mapping[str, Any]):
     bytes_in: int
     bytes_out: int
     connected: bool
+    malformed_packets: int = 0
 
     def __getitem__(self, key: str) -> Any:
         if key not in _STAT_NAMES:

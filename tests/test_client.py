@@ -59,10 +59,10 @@ def test_login_modes(server: FakeAMIServer, auth: str) -> None:
     assert actions[-1] == "Logoff"
 
 
-def test_auto_auth_falls_back_to_plain_when_challenge_refused(server: FakeAMIServer) -> None:
+def test_auto_auth_does_not_fall_back_to_plain_over_tcp(server: FakeAMIServer) -> None:
     server.add_handler("Challenge", lambda session, packet: [("Response", "Error"), ("Message", "Must specify AuthType")])
-    with make_client(server, auth="auto") as client:
-        assert client.connected
+    with pytest.raises(AuthenticationError, match="unencrypted"):
+        make_client(server, auth="auto").connect()
     with pytest.raises(AuthenticationError, match="MD5"):
         make_client(server, auth="md5").connect()
 
@@ -374,15 +374,15 @@ def test_disconnect_fails_every_pending_action_at_once(server: FakeAMIServer) ->
             client.action("Ping")
 
 
-def test_malformed_packet_fails_pending_with_protocol_error(server: FakeAMIServer) -> None:
+def test_malformed_packet_is_skipped_and_counted_the_link_stays(server: FakeAMIServer) -> None:
     server.add_handler("Hang", lambda session, packet: None)  # never answers
     with make_client(server, timeout=30) as client:
         fut = client.send_action("Hang")
         assert server.wait_for_actions(3, 5)
         server.emit_raw(b"\x00\x01garbage that is not AMI\r\n\r\n")
-        with pytest.raises(ProtocolError):
-            fut.result(5)
-        assert not client.connected
+        assert client.ping().ok
+        assert not fut.done() and client.connected
+        assert client.stats.malformed_packets == 1 and client.stats.reconnects == 0
 
 
 def test_oversized_packet_fails_pending_with_protocol_error(server: FakeAMIServer) -> None:
