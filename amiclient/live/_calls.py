@@ -18,13 +18,13 @@ Parties:
 * callee: the destination of a ``DialBegin`` whose calling channel belongs
   to the call (the first one; the one that answers, on ``DialEnd ANSWER``),
   else the first other channel of the call bridged with the caller.  Its
-  number is the caller's connected line, unless that only repeats the
-  caller's own number (a Local channel quirk), then the callee channel's
-  caller ID, then its extension.
+  number is the callee channel's caller ID (``Dial`` sets it to the number
+  dialed), else the caller's connected line unless that only repeats the
+  caller's own number (a Local channel quirk), else the callee's extension.
 * transfers: after a ``BlindTransfer`` the transferee takes the transferer's
   place (a transferred caller's peer becomes the caller) and the next dial
   names the new callee; after an ``AttendedTransfer`` the transfer target
-  (if named) becomes the callee.  The call keeps its Linkedid throughout.
+  (named, or else the transferee's new bridge peer) becomes the callee.  The call keeps its Linkedid throughout.
 """
 from __future__ import annotations
 
@@ -78,19 +78,16 @@ class CallBook:
         return Party(_known(channel.caller_num), _known(channel.caller_name), channel.name, channel.uniqueid)
 
     def _callee_party(self, callee: Channel, caller: Optional[Party]) -> Party:
-        caller_channel = self.channels.get(caller.uniqueid) if caller is not None else None
         own = caller.number if caller is not None else ""
-        number = name = ""
-        if caller_channel is not None:
-            connected = _known(caller_channel.connected_num)
-            if connected and connected != own:
-                number, name = connected, _known(caller_channel.connected_name)
-        if not number:
-            cid = _known(callee.caller_num)
-            number = cid if cid and cid != own else _known(callee.exten)
-        if not name:
-            cname = _known(callee.caller_name)
-            name = cname if cname and (caller is None or cname != caller.name) else ""
+        number = _known(callee.caller_num)  # Dial gives the outgoing channel the dialed number
+        if not number or number == own:
+            caller_channel = self.channels.get(caller.uniqueid) if caller is not None else None
+            connected = _known(caller_channel.connected_num) if caller_channel is not None else ""
+            number = connected if connected and connected != own else _known(callee.exten)
+        name = ""
+        caller_channel = self.channels.get(caller.uniqueid) if caller is not None else None
+        if caller_channel is not None and _known(caller_channel.connected_num) == number:
+            name = _known(caller_channel.connected_name)
         return Party(number, name, callee.name, callee.uniqueid)
 
     def _refresh(self, call: Call) -> Call:
@@ -216,7 +213,9 @@ class CallBook:
         if call is None:
             return
         new = call
-        if new.callee is None or new.callee.uniqueid != dest_uid:
+        caller_up = call.caller is not None and call.caller.uniqueid in self.channels
+        from_caller = call.caller is not None and call.caller.uniqueid == calling
+        if new.callee is None or (new.callee.uniqueid != dest_uid and (from_caller or not caller_up)):
             new = self._set_callee(new, dest_uid)
         new = self._answer(new)
         if new is not call:
@@ -247,6 +246,11 @@ class CallBook:
                 new = _copy(call, callee=None)
             else:
                 continue
+            if not target:  # the transferee's new peer, if it is already bridged with one
+                peer = self.channels.get(transferee)
+                bridge = self.bridges.get(peer.bridge_id) if peer is not None and peer.bridge_id else None
+                others = [u for u in (bridge.channels if bridge is not None else ()) if u not in (transferee, transferer)]
+                target = others[0] if others else ""
             if target:
                 new = self._set_callee(new, target)
             self._put_call(call, new)

@@ -46,8 +46,25 @@ class QueueBook:
             "QueueMemberAdded": member, "QueueMemberStatus": member, "QueueMemberPause": member,
             "QueueMemberPaused": member, "QueueMemberPenalty": member, "QueueMemberRinginuse": member,
             "QueueMemberRemoved": self._on_member_removed,
-            "AgentConnect": getattr(self, "_on_agent_connect"),
+            "AgentConnect": self._on_agent_connect_member,
+            "AgentComplete": self._on_agent_done, "AgentDump": self._on_agent_done,
         }
+
+    def _in_call(self, ev: Headers, in_call: bool) -> None:
+        old = self.queues.get(_h(ev, "Queue"))
+        interface = _h(ev, "Interface")
+        member = old.members.get(interface) if old is not None else None
+        if old is not None and member is not None and member.in_call != in_call:
+            members = dict(old.members)
+            members[interface] = _copy(member, in_call=in_call)
+            self._put_queue(old, _copy(old, members=MappingProxyType(members)))
+
+    def _on_agent_connect_member(self, ev: Headers) -> None:
+        getattr(self, "_on_agent_connect")(ev)
+        self._in_call(ev, True)
+
+    def _on_agent_done(self, ev: Headers) -> None:
+        self._in_call(ev, False)
 
     def _put_queue(self, old: Optional[Queue], new: Queue) -> None:
         from ._model import Change
