@@ -1,7 +1,7 @@
 """Helpers for the live-state tests: replaying a recording through the model, comparing with snapshots."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from amiclient._protocol import Framer, parse_packet
 from amiclient.live import LiveModel
@@ -19,7 +19,7 @@ def _client_packets(text: str) -> Iterator[Dict[str, str]]:
     for block in text.split("\r\n\r\n"):
         lines = [line for line in block.split("\r\n") if ": " in line]
         if lines:
-            yield dict(line.split(": ", 1) for line in lines)  # type: ignore[misc]
+            yield dict(line.split(": ", 1) for line in lines)
 
 
 def recording_steps(relative: str) -> Iterator[Tuple[str, Any]]:
@@ -58,12 +58,12 @@ def loader(model: LiveModel, action: str) -> Optional[Callable[[List[Event]], No
     return {
         "coreshowchannels": model.load_channels, "bridgelist": model.load_bridges, "queuestatus": model.load_queues,
         "devicestatelist": model.load_devices, "extensionstatelist": model.load_extensions,
-    }.get(action)  # type: ignore[return-value]
+    }.get(action)
 
 
 # -- what a snapshot says, in the terms the model keeps -------------------------------
 
-def channel_view(items: List[Mapping[str, str]]) -> Dict[str, Tuple[str, ...]]:
+def channel_view(items: Sequence[Mapping[str, str]]) -> Dict[str, Tuple[str, ...]]:
     return {
         e["Uniqueid"]: (e["Channel"], e["ChannelState"], e["CallerIDNum"], e["CallerIDName"], e["ConnectedLineNum"],
                         e["ConnectedLineName"], e["Context"], e["Exten"], e["Priority"], e["Linkedid"],
@@ -80,7 +80,7 @@ def model_channel_view(channels: Mapping[str, Any]) -> Dict[str, Tuple[str, ...]
     }
 
 
-def bridge_view(items: List[Mapping[str, str]]) -> Dict[str, Tuple[str, str, int]]:
+def bridge_view(items: Sequence[Mapping[str, str]]) -> Dict[str, Tuple[str, str, int]]:
     return {e["BridgeUniqueid"]: (e["BridgeType"], e["BridgeTechnology"], int(e["BridgeNumChannels"])) for e in items}
 
 
@@ -88,7 +88,7 @@ def model_bridge_view(bridges: Mapping[str, Any]) -> Dict[str, Tuple[str, str, i
     return {bid: (b.type, b.technology, len(b.channels)) for bid, b in bridges.items()}
 
 
-def queue_view(items: List[Mapping[str, str]]) -> Dict[str, Any]:
+def queue_view(items: Sequence[Mapping[str, str]]) -> Dict[str, Any]:
     view: Dict[str, Any] = {}
     for e in items:
         q = view.setdefault(e["Queue"], {"strategy": None, "members": {}, "callers": []})

@@ -161,7 +161,7 @@ def test_records_are_immutable_and_replaced_not_mutated() -> None:
     assert first.state == 0 and held["1.1"] is first
     assert model.channels["1.1"].state == 6 and model.channels["1.1"].answered is not None
     with pytest.raises(AttributeError):
-        first.state = 6  # type: ignore[misc]
+        first.state = 6
     with pytest.raises(TypeError):
         held["x"] = first  # type: ignore[index]
 
