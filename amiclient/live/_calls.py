@@ -30,10 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Optional
 
-from ._records import Call, Channel, Party, _copy
-
-if TYPE_CHECKING:
-    from ._model import Change
+from ._records import Call, Change, Channel, Party, _copy
 
 __all__ = ["CallBook"]
 
@@ -51,7 +48,7 @@ class CallBook:
     channels: Dict[str, Channel]
     calls: Dict[str, Call]
     ended_calls: Deque[Call]
-    changes: List["Change"]
+    changes: List[Change]
     clock: Callable[[], float]
     bridges: Dict[str, Any]
 
@@ -59,7 +56,6 @@ class CallBook:
         raise NotImplementedError
 
     def _change(self, kind: str, key: Any, old: Any, new: Any) -> None:
-        from ._model import Change
         self.changes.append(Change(kind, key, old, new))
 
     def _put_call(self, old: Optional[Call], new: Call) -> None:
@@ -140,6 +136,11 @@ class CallBook:
         self._change("call_ended", old.linkedid, old, ended)
 
     def _call_channel_changed(self, old_channel: Channel, channel: Channel) -> None:
+        if (old_channel.name, old_channel.caller_num, old_channel.caller_name, old_channel.connected_num,
+                old_channel.connected_name, old_channel.exten) == (
+                channel.name, channel.caller_num, channel.caller_name, channel.connected_num,
+                channel.connected_name, channel.exten):
+            return  # nothing a party shows
         call = self.calls.get(channel.linkedid)
         if call is None:
             return

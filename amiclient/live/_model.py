@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ._calls import CallBook
 from ._queues import QueueBook
-from ._records import Bridge, Call, Channel, ExtensionState, Queue, _copy
+from ._records import Bridge, Call, Change, Channel, ExtensionState, Queue, _copy
 
 __all__ = ["Change", "LiveModel"]
 
 Headers = Dict[str, str]
 _get: Callable[..., Any] = dict.get
 _UNKNOWN = "<unknown>"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change: ``kind`` (``"channel_new"``...), the record's key, the record before and after."""
-
-    kind: str
-    key: Any
-    old: Any
-    new: Any
 
 
 def header(ev: Headers, key: str, default: str = "") -> str:
@@ -143,8 +132,11 @@ class LiveModel(CallBook, QueueBook):
             header(ev, "Linkedid") or uid, bridge, app, data, created, answered,
         )
 
-    def _touch(self, ev: Headers) -> Optional[Channel]:
-        """Create or update the channel an event's standard channel block describes."""
+    def _touch(self, ev: Headers, app: Optional[str] = None, data: str = "") -> Optional[Channel]:
+        """Create or update the channel an event's standard channel block describes.
+
+        ``app``/``data``: the dialplan application it now runs (Newexten).
+        """
         uid = _get(ev, "Uniqueid")
         if uid is None:
             uid = ev.get("Uniqueid")
@@ -155,6 +147,8 @@ class LiveModel(CallBook, QueueBook):
             if uid in self._gone or not header(ev, "Channel"):
                 return None
             new = self._channel_from(ev, None, self.clock())
+            if app is not None:
+                new = _copy(new, application=app, application_data=data)
             self._add_channel(new)
             return new
         get = _get
@@ -166,7 +160,9 @@ class LiveModel(CallBook, QueueBook):
             get(ev, "ConnectedLineName", old.connected_name), get(ev, "Context", old.context),
             get(ev, "Exten", old.exten), get(ev, "Priority", old.priority),
         )
-        if state_i == old.state and fields == (
+        if app is None:
+            app, data = old.application, old.application_data
+        if state_i == old.state and app == old.application and data == old.application_data and fields == (
             old.name, old.caller_num, old.caller_name, old.connected_num,
             old.connected_name, old.context, old.exten, old.priority,
         ):
@@ -174,7 +170,7 @@ class LiveModel(CallBook, QueueBook):
         new = _copy(
             old, state=state_i, state_desc=get(ev, "ChannelStateDesc", old.state_desc), name=fields[0],
             caller_num=fields[1], caller_name=fields[2], connected_num=fields[3], connected_name=fields[4],
-            context=fields[5], exten=fields[6], priority=fields[7],
+            context=fields[5], exten=fields[6], priority=fields[7], application=app, application_data=data,
         )
         if state_i == 6 and old.answered is None:
             new.__dict__["answered"] = self.clock()
@@ -189,7 +185,7 @@ class LiveModel(CallBook, QueueBook):
 
     def _set_channel(self, old: Channel, new: Channel) -> None:
         self.channels[new.uniqueid] = new
-        self._mark("channels")
+        self.version["channels"] += 1
         self.changes.append(Change("channel_changed", new.uniqueid, old, new))
         self._call_channel_changed(old, new)
 
@@ -210,19 +206,7 @@ class LiveModel(CallBook, QueueBook):
         self._touch(ev)
 
     def _on_newexten(self, ev: Headers) -> None:
-        channel = self._touch(ev)
-        if channel is None:
-            return
-        app, data = header(ev, "Application"), header(ev, "AppData")
-        if app != channel.application or data != channel.application_data:
-            new = _copy(channel, application=app, application_data=data)
-            self.channels[new.uniqueid] = new  # part of the same change as the dialplan step
-            if self.changes and self.changes[-1].new is channel:
-                last = self.changes[-1]
-                self.changes[-1] = Change(last.kind, last.key, last.old, new)
-            else:
-                self.changes.append(Change("channel_changed", new.uniqueid, channel, new))
-            self._call_channel_changed(channel, new)
+        self._touch(ev, header(ev, "Application"), header(ev, "AppData"))
 
     def _on_rename(self, ev: Headers) -> None:
         uid = header(ev, "Uniqueid")

@@ -4,10 +4,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ._records import EMPTY, Queue, QueueCaller, QueueMember, _copy
-
-if TYPE_CHECKING:
-    from ._model import Change
+from ._records import EMPTY, Change, Queue, QueueCaller, QueueMember, _copy
 
 __all__ = ["QueueBook"]
 
@@ -31,7 +28,7 @@ class QueueBook:
     """The queue-tracking part of :class:`~amiclient.live._model.LiveModel`."""
 
     queues: Dict[str, Queue]
-    changes: List["Change"]
+    changes: List[Change]
     clock: Callable[[], float]
 
     def _mark(self, category: str) -> None:  # pragma: no cover - see LiveModel
@@ -67,7 +64,6 @@ class QueueBook:
         self._in_call(ev, False)
 
     def _put_queue(self, old: Optional[Queue], new: Queue) -> None:
-        from ._model import Change
         self.queues[new.name] = new
         self._mark("queues")
         self.changes.append(Change("queue_changed", new.name, old, new))
@@ -164,7 +160,6 @@ class QueueBook:
                     uid, _h(ev, "Channel"), _i(ev, "Position"), _h(ev, "CallerIDNum"), _h(ev, "CallerIDName"), joined))
         names = set(params) | set(members) | set(entries)
         for name in [n for n in self.queues if n not in names]:
-            from ._model import Change
             gone = self.queues.pop(name)
             self._mark("queues")
             self.changes.append(Change("queue_changed", name, gone, None))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
-__all__ = ["Channel", "Bridge", "Party", "Call", "QueueMember", "QueueCaller", "Queue", "ExtensionState", "EMPTY"]
+__all__ = ["Change", "Channel", "Bridge", "Party", "Call", "QueueMember", "QueueCaller", "Queue", "ExtensionState", "EMPTY"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -157,3 +157,12 @@ class ExtensionState:
     hint: str = ""
     status: int = -1
     status_text: str = ""
+
+
+class Change(NamedTuple):
+    """One change: ``kind`` (``"channel_new"``...), the record's key, the record before and after (None if none)."""
+
+    kind: str
+    key: Any
+    old: Any
+    new: Any

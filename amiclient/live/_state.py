@@ -51,6 +51,7 @@ class LiveState:
         self._buffer: Optional[List[Event]] = None  # events held back while a snapshot is taken
         self._views: Dict[str, Tuple[int, Mapping[Any, Any]]] = {}
         self._callbacks: Dict[str, Tuple[Callable[[Change], Any], ...]] = {}
+        self._routes: Dict[str, Tuple[Callable[[Change], Any], ...]] = {}  # kind -> its callbacks and "*"'s
         self._state = "syncing"
         self._synced = threading.Event()
         self._requested = 0
@@ -132,22 +133,28 @@ class LiveState:
             raise ValueError(f"unknown kind {kind!r}; one of {sorted(KINDS)}")
         with self._lock:
             self._callbacks[kind] = self._callbacks.get(kind, ()) + (callback,)
+            self._rebuild_routes()
         return callback
+
+    def _rebuild_routes(self) -> None:
+        catch_all = self._callbacks.get("*", ())
+        self._routes = {kind: self._callbacks.get(kind, ()) + catch_all for kind in KINDS if kind != "*"}
+        self._routes = {kind: callbacks for kind, callbacks in self._routes.items() if callbacks}
 
     def remove_callback(self, kind: str, callback: Callable[[Change], Any]) -> bool:
         """Unregister a callback; False if it was not registered for ``kind``."""
         with self._lock:
             before = self._callbacks.get(kind, ())
             self._callbacks[kind] = tuple(c for c in before if c is not callback)
+            self._rebuild_routes()
             return len(before) != len(self._callbacks[kind])
 
     def _notify(self, changes: List[Change]) -> None:
-        callbacks = self._callbacks
-        if not callbacks:
+        routes = self._routes
+        if not routes:
             return
-        catch_all = callbacks.get("*", ())
         for change in changes:
-            for callback in callbacks.get(change.kind, ()) + catch_all:
+            for callback in routes.get(change.kind, ()):
                 try:
                     callback(change)
                 except Exception:
