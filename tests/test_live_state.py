@@ -128,3 +128,72 @@ def test_live_state_made_before_connect_syncs_at_connect(server: FakeAMIServer) 
         with client.connect():
             assert live.wait_synced(5)
             assert len(live.channels) == 1
+
+
+def test_readers_on_other_threads_always_see_a_consistent_snapshot(server: FakeAMIServer) -> None:
+    problems: List[str] = []
+    stop = threading.Event()
+    with connect(server) as client, LiveState(client) as live:
+        assert live.wait_synced(5)
+
+        def reader() -> None:
+            while not stop.is_set():
+                snap = live.snapshot()
+                for call in snap.calls.values():
+                    if not set(call.channels) <= set(snap.channels):
+                        problems.append(f"call {call.linkedid} has channels not in the snapshot")
+                for bridge in snap.bridges.values():
+                    for uid in bridge.channels:
+                        if uid not in snap.channels or snap.channels[uid].bridge_id != bridge.id:
+                            problems.append(f"bridge {bridge.id} disagrees with channel {uid}")
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(40):
+                a = server.simulate_call(f"Local/{i}@default")
+                b = server.simulate_call(f"PJSIP/{i}")
+                assert a is not None and b is not None
+                server.switch.bridge(a, b)
+                if i % 2:
+                    server.hangup(a)
+                    server.hangup(b)
+            assert wait_until(lambda: len(live.calls) == 20 * 2, 10)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert problems == []
+
+
+def test_events_are_applied_and_reported_on_the_dispatcher_thread(server: FakeAMIServer) -> None:
+    with connect(server) as client, LiveState(client) as live:
+        assert live.wait_synced(5)
+        threads: List[str] = []
+        live.on("channel_new", lambda ch: threads.append(threading.current_thread().name))
+        server.simulate_call("PJSIP/600")
+        assert wait_until(lambda: len(threads) == 1)
+        assert threads[0].startswith("amiclient-dispatch")
+
+
+def test_hostile_events_neither_raise_nor_corrupt_the_state(server: FakeAMIServer) -> None:
+    with connect(server) as client, LiveState(client) as live:
+        assert live.wait_synced(5)
+        name = server.simulate_call("PJSIP/700")
+        assert wait_until(lambda: len(live.channels) == 1)
+        for headers in (
+            {"Uniqueid": "x.1"},                                   # no channel name: not a channel
+            {"Channel": "PJSIP/evil", "Uniqueid": "x.2", "ChannelState": "up!"},
+            {"Channel": "PJSIP/evil2", "Uniqueid": "", "Linkedid": ""},
+        ):
+            server.emit("Newstate", **headers)
+        server.emit("QueueCallerJoin", Queue="support", Uniqueid="q.1", Channel="PJSIP/q", Position="first")
+        server.emit("BridgeEnter", BridgeUniqueid="b-none", Uniqueid="no-such-channel")
+        server.emit("BridgeMerge", ToBridgeUniqueid="", FromBridgeUniqueid="")
+        server.emit("Hangup", Uniqueid="never-seen")
+        assert name is not None and server.hangup(name)
+        assert wait_until(lambda: not any(c.name == name for c in live.channels.values()))
+        assert {c.name for c in live.channels.values()} == {"PJSIP/evil"}
+        assert live.channels["x.2"].state == 0
+        assert [c.uniqueid for c in live.queues["support"].callers] == ["q.1"]

@@ -138,9 +138,9 @@ class LiveModel(CallBook, QueueBook):
         ``app``/``data``: the dialplan application it now runs (Newexten).
         """
         uid = _get(ev, "Uniqueid")
-        if uid is None:
+        if not uid:
             uid = ev.get("Uniqueid")
-            if uid is None:
+            if not uid:
                 return None
         old = self.channels.get(uid)
         if old is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -19,7 +20,7 @@ from ._model import Change, LiveModel
 from ._records import Bridge, Call, Channel, ExtensionState, Queue
 from ._sync import load_snapshot, take_snapshot
 
-__all__ = ["LiveState", "KINDS"]
+__all__ = ["LiveState", "LiveSnapshot", "KINDS"]
 
 log = logging.getLogger("amiclient.live")
 
@@ -28,6 +29,18 @@ KINDS = frozenset((
     "call_started", "call_answered", "call_changed", "call_ended", "channel_new", "channel_changed", "channel_gone",
     "bridge_changed", "queue_changed", "device_changed", "extension_changed", "state", "*",
 ))
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """Every category at one instant (between two events): calls, channels and bridges agree."""
+
+    channels: Mapping[str, Channel]
+    bridges: Mapping[str, Bridge]
+    calls: Mapping[str, Call]
+    queues: Mapping[str, Queue]
+    devices: Mapping[str, str]
+    extensions: Mapping[Tuple[str, str], ExtensionState]
 
 
 class LiveState:
@@ -75,6 +88,19 @@ class LiveState:
             view: Mapping[Any, Any] = MappingProxyType(dict(getattr(self._model, category)))
             self._views[category] = (version, view)
         return view
+
+    def snapshot(self) -> LiveSnapshot:
+        """All categories at one instant (the properties may each be read between two events)."""
+        with self._lock:
+            views = {}
+            for category in ("channels", "bridges", "calls", "queues", "devices", "extensions"):
+                version = self._model.version[category]
+                cached = self._views.get(category)
+                if cached is None or cached[0] != version:
+                    cached = (version, MappingProxyType(dict(getattr(self._model, category))))
+                    self._views[category] = cached
+                views[category] = cached[1]
+        return LiveSnapshot(**views)
 
     @property
     def channels(self) -> Mapping[str, Channel]:
