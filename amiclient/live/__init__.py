@@ -10,6 +10,18 @@
         print(call.caller, "->", call.callee, call.state)
     live.on("call_ended", lambda change: print("ended", change.key))
 
+A call (one per Linkedid; details in ``_calls.py``)::
+
+    first channel ──> ringing ──(DialEnd ANSWER / AgentConnect / caller+callee bridged)──> answered
+                         │                                                                   │
+                         └──────────────── last channel of the Linkedid hangs up ────────────┴──> ended
+
+caller = the originating channel (Uniqueid == Linkedid: the originated channel
+for an Originate, whose DialBegin without a calling channel never makes it its
+own callee); callee = the party it dialed (the one that answered) or was
+bridged with; after a transfer the transferee takes the transferer's place
+and the next dial or the new bridge peer is the callee.
+
 Every record is a frozen dataclass and every mapping read-only: what a
 property returns never changes afterwards.  :class:`LiveModel` is the pure
 event-applying core (no threads, no I/O), usable on recordings.

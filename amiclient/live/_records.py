@@ -135,7 +135,7 @@ class QueueCaller:
 
 @dataclass(frozen=True)
 class Queue:
-    """One queue: its ``QueueParams`` headers, members by interface, callers by position."""
+    """One queue: its ``QueueParams`` headers (as of the last sync), members by interface, callers by position."""
 
     name: str
     params: Mapping[str, str] = field(default_factory=lambda: EMPTY)
