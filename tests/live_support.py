@@ -26,9 +26,9 @@ def recording_steps(relative: str) -> Iterator[Tuple[str, Any]]:
     """("event", Event) for each event outside a list, ("list", (action, items)) per completed list."""
     actions: Dict[str, str] = {}
     lists: Dict[str, List[Event]] = {}
-    framer = Framer()
     data: Any = load_chunks(relative)
     chunks = [c for session in data.values() for c in session + [{"dir": "eof"}]] if isinstance(data, dict) else data
+    framer = Framer(expect_banner=chunks[0]["data"].startswith("Asterisk Call Manager"))
     for chunk in chunks:
         if chunk["dir"] == "c2s":
             for packet in _client_packets(chunk["data"]):

@@ -13,16 +13,21 @@ from amiclient.packet import Event
 
 from .live_support import check_snapshot, loader, recording_steps, replay
 
-RECORDINGS = ["calls-bridged", "queue-calls", "transfers", "device-states", "reconnect"]
+RECORDINGS = [
+    "asterisk-22/calls-bridged", "asterisk-22/queue-calls", "asterisk-22/transfers", "asterisk-22/device-states",
+    "asterisk-22/reconnect", "asterisk-22/calls-50", "asterisk-22/session", "asterisk-13/session",
+]
 
 
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_replay_matches_every_snapshot_and_ends_empty(name: str) -> None:
-    model, checked = replay(f"asterisk-22/{name}.json")
+    model, checked = replay(f"{name}.json")
     expected = {
-        "calls-bridged": ["coreshowchannels", "bridgelist"],
-        "queue-calls": ["queuestatus", "queuestatus"],
-        "device-states": ["devicestatelist"],
+        "asterisk-22/calls-bridged": ["coreshowchannels", "bridgelist"],
+        "asterisk-22/queue-calls": ["queuestatus", "queuestatus"],
+        "asterisk-22/device-states": ["devicestatelist"],
+        "asterisk-22/session": ["queuestatus", "coreshowchannels"],
+        "asterisk-13/session": ["queuestatus", "coreshowchannels"],
     }.get(name, [])
     assert checked == expected
     # every call ended: nothing left behind

@@ -99,7 +99,7 @@ class LiveModel(CallBook, QueueBook):
             "BridgeLeave": self._on_bridge_leave, "BridgeDestroy": self._on_bridge_destroy,
             "BridgeMerge": self._on_bridge_merge,
             "BlindTransfer": self._on_blind_transfer, "AttendedTransfer": self._on_attended_transfer,
-            "DeviceStateChange": self._on_device, "ExtensionStatus": self._on_extension,
+            "OriginateResponse": self._on_originate_response, "DeviceStateChange": self._on_device, "ExtensionStatus": self._on_extension,
         }
         table.update(self._queue_handlers())
         return table
@@ -207,6 +207,15 @@ class LiveModel(CallBook, QueueBook):
 
     def _on_newexten(self, ev: Headers) -> None:
         self._touch(ev, header(ev, "Application"), header(ev, "AppData"))
+
+    def _on_originate_response(self, ev: Headers) -> None:
+        # An Originate to an application runs it on the originated channel without a Newexten.
+        app = ev.get("Application")
+        old = self.channels.get(header(ev, "Uniqueid"))
+        if app and old is not None and header(ev, "Response") == "Success":
+            data = header(ev, "Data")
+            if (app, data) != (old.application, old.application_data):
+                self._set_channel(old, _copy(old, application=app, application_data=data))
 
     def _on_rename(self, ev: Headers) -> None:
         uid = header(ev, "Uniqueid")
