@@ -198,3 +198,13 @@ def test_hostile_events_neither_raise_nor_corrupt_the_state(server: FakeAMIServe
         assert {c.name for c in live.channels.values()} == {"PJSIP/evil"}
         assert live.channels["x.2"].state == 0
         assert [c.uniqueid for c in live.queues["support"].callers] == ["q.1"]
+
+
+def test_closing_the_client_ends_the_sync_thread(server: FakeAMIServer) -> None:
+    client = connect(server)
+    live = LiveState(client)
+    assert live.wait_synced(5)
+    client.close()
+    assert wait_until(lambda: not any(t.name == "amiclient-live-sync" for t in threading.enumerate()))
+    assert live.state == "closed"
+    live.close()  # still fine afterwards

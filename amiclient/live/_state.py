@@ -69,7 +69,8 @@ class LiveState:
         self._synced = threading.Event()
         self._requested = 0
         self._served = 0
-        self._closed = False
+        self._closed = False  # the sync thread must end
+        self._detached = False  # close() ran
         self._handle = client.add_listener(self._on_event)
         client.on_state(self._on_client_state)
         self._thread = threading.Thread(target=self._sync_loop, name="amiclient-live-sync", daemon=True)
@@ -219,7 +220,10 @@ class LiveState:
         elif change.state in (ConnectionState.DISCONNECTED, ConnectionState.RECONNECTING):
             if self._state != "disconnected":
                 self._set_state("disconnected")
-        elif change.state is ConnectionState.CLOSED:
+        elif change.state is ConnectionState.CLOSED:  # nothing more will come: end the sync thread
+            with self._wake:
+                self._closed = True
+                self._wake.notify_all()
             self._set_state("closed")
 
     # -- syncing -------------------------------------------------------------------------
@@ -280,9 +284,9 @@ class LiveState:
     def close(self, timeout: float = 5.0) -> None:
         """Unsubscribe from the client and stop the sync thread (the client stays open)."""
         with self._wake:
-            if self._closed:
+            if self._detached:
                 return
-            self._closed = True
+            self._detached = self._closed = True
             self._wake.notify_all()
         self._client.remove_listener(self._handle)
         remove_state = getattr(self._client, "remove_state_listener", None)
