@@ -264,11 +264,18 @@ class LiveState:
             log.exception("live state: sync failed")
         model = self._model
         with self._lock:
-            if snapshot is not None:
-                load_snapshot(model, snapshot)
-            held, self._buffer = self._buffer or [], None
+            held, self._buffer = self._buffer or [], None  # whatever happens, stop holding events back
+            try:
+                if snapshot is not None:
+                    load_snapshot(model, snapshot)
+            except Exception:
+                log.exception("live state: could not load the snapshot")
+                snapshot = None
             for event in held:
-                model.apply(event)
+                try:
+                    model.apply(event)
+                except Exception:
+                    log.exception("live state: could not apply %s", event.get("Event"))
             changes, model.changes = model.changes, []
         self._notify(changes)
         if snapshot is None:
@@ -277,7 +284,7 @@ class LiveState:
             return False
         with self._wake:
             latest = ticket == self._requested
-        if latest:  # else another sync follows at once
+        if latest and not self._closed:  # else another sync follows at once (or none ever will)
             self._set_state("synced")
         return True
 
