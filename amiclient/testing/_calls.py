@@ -259,6 +259,8 @@ class CallSimulator:
         self._emit("OriginateResponse", pairs)
 
     def _hangup(self, chan: Channel, cause: int, partner: bool = True) -> None:
+        if chan.name in self._channels:
+            self._server.switch.channel_gone(chan)  # leaves its bridge and queues first
         with self._lock:
             if self._channels.pop(chan.name, None) is None:
                 return
@@ -429,7 +431,7 @@ def act_coreshowchannels(s: "Session", p: Packet) -> "HandlerResult":
             [("Event", "CoreShowChannel"), ("ActionID", p.action_id)] + c.block() + [
                 ("Application", c.application), ("ApplicationData", c.data),
                 ("Duration", "%02d:%02d:%02d" % (dur // 3600, dur // 60 % 60, dur % 60)),
-                ("BridgeId", ""),
+                ("BridgeId", s.server.switch.bridge_of(c.name)),
             ]
         )
     packets.append(_list_complete(p, "CoreShowChannelsComplete", len(chans)))

@@ -35,6 +35,7 @@ from ._cli import run_cli
 from ._config_files import DEFAULT_MODULES, ConfigFile, default_config
 from ._events import ALL, Event, EventSpec, classes_to_mask, make_event, parse_event_mask
 from ._faults import Fault, FaultsMixin, FaultState
+from ._model import MODEL_ACTIONS, SwitchModel
 from ._queues import Queue
 from ._session import Session, _linger_zero
 from ._wire import Packet, build_response
@@ -165,9 +166,13 @@ class FakeAMIServer(FaultsMixin):
         #: Guards the dictionaries above (handlers run on session threads).
         self.lock = threading.RLock()
         self.calls = CallSimulator(self)
+        #: Bridges, queue callers and device states, consistent with ``calls`` (see _model.py).
+        self.switch = SwitchModel(self)
         self.faults_state = FaultState()
         self.started_at = time.time()
         self._defaults = {spec.name.lower(): spec for spec in default_actions()}
+        self._defaults.update({name.lower(): ActionSpec(name, handler, classes_to_mask(priv), synopsis)
+                               for name, handler, priv, synopsis in MODEL_ACTIONS})
         self._custom: Dict[str, ActionSpec] = {}
         self._cond = threading.Condition(self.lock)
         self._received: List[Packet] = []
@@ -205,6 +210,7 @@ class FakeAMIServer(FaultsMixin):
                 raise RuntimeError("server is not running")
             self._stop_generation(gen)
             self.calls.clear()
+            self.switch.clear()
             if down_for > 0:
                 time.sleep(down_for)
             self._start_generation(self._port)
