@@ -10,9 +10,10 @@ How it works (and the conventions README and docs authors follow):
   against those names, with user ``admin`` and secret ``secret``; the
   ``AMI_*`` environment variables point there too (for ``shared_client()``).
 * The fake starts with a small prepared world (see ``prepare``): an AstDB
-  entry ``cidname/5551234``, the ``support`` queue, and ``security_events``
+  entry ``cidname/5551234``, the ``support`` queue, ``security_events``
   on (each login queues a ``SuccessfulAuth`` event, so ``wait_event`` answers
-  at once).  A block that needs more state adds it here, not in the README.
+  at once), calls that stay up until hung up (``hold_calls``), and an
+  ``AbsoluteTimeout`` handler (as Asterisk answers it).  A block that needs more state adds it here, not in the README.
 * Opt-outs are RST comments (invisible when rendered) on the line(s) right
   above the block:
 
@@ -39,7 +40,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from amiclient.shared import close_shared_client
-from amiclient.testing import FakeAJAMServer, FakeAMIServer
+from amiclient.testing import FakeAJAMServer, FakeAMIServer, build_response
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
@@ -110,6 +111,14 @@ def prepare(server: FakeAMIServer) -> None:
     """The world README examples assume (document new entries in the module docstring)."""
     with server.lock:
         server.db[("cidname", "5551234")] = "Alice Example"
+        server.hold_calls = True
+
+    def absolute_timeout(session: Any, packet: Any) -> Any:
+        if session.server.calls.find(packet.get("Channel", "")) is None:
+            return build_response(packet, "No such channel", "Error")
+        return build_response(packet, "Timeout Set")
+
+    server.add_handler("AbsoluteTimeout", absolute_timeout)
 
 
 @pytest.fixture

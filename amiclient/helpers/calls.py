@@ -235,7 +235,7 @@ class CallHelpers(HelperHost):
 
     def play_dtmf(self, channel: str, digit: str, *, duration_ms: Optional[int] = None, receive: bool = False,
                   timeout: Any = DEFAULT) -> Response:
-        """``PlayDTMF``: play one DTMF ``digit`` (0-9, *, #, A-D) on ``channel``."""
+        """``PlayDTMF``: play one DTMF ``digit`` (``0``-``9``, ``*``, ``#``, ``A``-``D``) on ``channel``."""
         if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
             raise ValueError(f"digit must be one of 0-9 * # A-D, not {digit!r}")
         if duration_ms is not None and (isinstance(duration_ms, bool) or not isinstance(duration_ms, int) or duration_ms <= 0):
