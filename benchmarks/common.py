@@ -29,6 +29,22 @@ CONC_THREADS = 16
 
 RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
 
+# CPU placement of a run: "unpinned" (the headline: the scheduler places the load generator
+# and the client, as users run) and "pinned" (load generator on the first CPU, the client on
+# the others, as with a remote Asterisk).  Results of the pinned run are keyed "<scenario>/pinned".
+PIN_MODES = ("unpinned", "pinned")
+
+
+def rkey(scenario: str, pin: str) -> str:
+    """The results key of a scenario run with CPU placement `pin`."""
+    return scenario if pin == "unpinned" else "%s/%s" % (scenario, pin)
+
+
+def split_rkey(key: str) -> tuple:
+    """(scenario, pin) of a results key."""
+    sc, _, pin = key.partition("/")
+    return sc, pin or "unpinned"
+
 SCENARIOS = [
     # key, title, contenders, unit
     ("events_listener", "events/s to one listener reading event['Uniqueid']",
