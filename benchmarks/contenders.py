@@ -569,6 +569,48 @@ class PanoramiskDriver(Driver):
                 pass
 
 
+class ProtoDriver(Driver):
+    """prototypes/leader_follower.py: amiclient's framing and parsing, with (proto-lf) or
+    without (proto-reader) leader/follower reads.  Pings only; run it by naming it."""
+
+    name = "proto-lf"
+    version = "prototype"
+    leader_follower = True
+    unsupported_queue = "prototype: pings only"
+
+    def __init__(self, port: int):
+        from prototypes.leader_follower import ProtoClient
+        super().__init__(port)
+        self.ProtoClient = ProtoClient
+
+    def setup(self, mode: str) -> None:
+        if mode != "none":
+            raise Unsupported("prototype: pings only")
+        self.mode = mode
+        self.conn = self.ProtoClient(raw_login(self.port), leader_follower=self.leader_follower)
+
+    def flood(self, n: int):
+        raise Unsupported("prototype: pings only")
+
+    def ping_seq(self, k: int):
+        action = self.conn.action
+        return time_pings(lambda: action("Ping").get("Ping") == "Pong", k)
+
+    def _conc_ping(self):
+        action = self.conn.action
+
+        def ping(tid, i):
+            aid = "t%d-%d" % (tid, i)
+            r = action("Ping", action_id=aid)
+            return r.get("ActionID") == aid and r.get("Ping") == "Pong"
+        return ping
+
+
+class ProtoReaderDriver(ProtoDriver):
+    name = "proto-reader"
+    leader_follower = False
+
+
 DRIVERS = {
     "floor": FloorDriver,
     "naive": NaiveDriver,
@@ -576,6 +618,8 @@ DRIVERS = {
     "pyst2": Pyst2Driver,
     "asterisk-ami": AsteriskAmiDriver,
     "panoramisk": PanoramiskDriver,
+    "proto-lf": ProtoDriver,
+    "proto-reader": ProtoReaderDriver,
 }
 
 

@@ -26,6 +26,10 @@ LABELS = {
     ("floor", "ping_seq"): "floor: raw blocking ping loop",
     ("floor", "ping16"): "floor: raw socket, 16 pipelined, 1 thread",
     ("panoramisk", "ping16"): "panoramisk (16 coroutines)",
+    ("proto-lf", "ping_seq"): "prototype: leader/follower reads",
+    ("proto-lf", "ping16"): "prototype: leader/follower reads",
+    ("proto-reader", "ping_seq"): "prototype: reader thread only",
+    ("proto-reader", "ping16"): "prototype: reader thread only",
 }
 # asterisk-ami on PyPI is the python-ami project (github ettoreleandrotognoli/python-ami)
 AKA = {"asterisk-ami": "asterisk-ami (python-ami)"}

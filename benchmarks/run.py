@@ -46,7 +46,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # the modules next to this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (HERE, LOADGEN, PIN_MODES, PIP_NAMES, QUEUED_EVENTS,  # noqa: E402
+from common import (HERE, LOADGEN, PIN_MODES, PIP_NAMES, PROTOTYPES, QUEUED_EVENTS,  # noqa: E402
                     RATE_SCENARIOS, REPO, RESULTS, SCENARIOS, VENVS, Unsupported, rkey)
 from contenders import DRIVERS, dist_version  # noqa: E402
 from measure import CpuWatch, attach_noise, rss_kb, wait_quiet  # noqa: E402
@@ -319,6 +319,8 @@ class Runner:
                 for c in contenders:
                     if a.contenders and c not in a.contenders:
                         continue
+                    if c in PROTOTYPES and not (a.contenders and c in a.contenders):
+                        continue  # prototypes run only when named
                     if c in self.fatal:
                         self.results[(c, rkey(key, pin))] = {"ok": False, "error": self.fatal[c],
                                                              "rates": [], "notes": []}
