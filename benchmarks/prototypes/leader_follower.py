@@ -30,6 +30,7 @@ import os
 import queue
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ if str(REPO) not in sys.path:
 from amiclient._protocol import Framer, parse_packet, serialize_action  # noqa: E402
 
 RECV_SIZE = 65536
+TICK = 0.05  # a leader looks at its deadline at least this often
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 
@@ -71,6 +73,9 @@ class ProtoClient:
     def __init__(self, sock: socket.socket, leader_follower: bool = True, grace: float = 0.002,
                  idle: float = 1.0) -> None:
         sock.setblocking(True)
+        # A leader reads with a plain blocking recv() (one system call, as the raw loop); the
+        # kernel's receive timeout turns it into EAGAIN every TICK so it can check its deadline.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(TICK * 1e6)))
         self.sock = sock
         self.lf = leader_follower
         self.grace = grace
@@ -98,10 +103,8 @@ class ProtoClient:
         # being woken by every packet the leader reads (Linux wakes every poller of a socket)
         self._kick_r, self._kick_w = os.pipe()
         os.set_blocking(self._kick_r, False)
-        self._leader_poll = select.poll()  # leaders are mutually exclusive: one poll object for them
-        self._leader_poll.register(sock.fileno(), select.POLLIN)
-        self.threads = [threading.Thread(target=self._reader, daemon=True),
-                        threading.Thread(target=self._dispatcher, daemon=True)]
+        self.threads = [threading.Thread(target=self._reader, name="proto-io", daemon=True),
+                        threading.Thread(target=self._dispatcher, name="proto-dispatcher", daemon=True)]
         for t in self.threads:
             t.start()
 
@@ -209,14 +212,14 @@ class ProtoClient:
                     os.write(self._kick_w, b"k")
         try:
             if lead:
-                poll = self._leader_poll.poll
+                recv = self.sock.recv
                 while fut.value is None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                    if deadline - time.monotonic() <= 0:
                         break
-                    if not poll(max(1, int(left * 1000))):
+                    try:
+                        data = recv(RECV_SIZE)  # blocks at most TICK (SO_RCVTIMEO)
+                    except BlockingIOError:
                         continue
-                    data = self._recv()
                     if data == b"":
                         self.close()
                         break
