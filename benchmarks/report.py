@@ -249,7 +249,7 @@ def machine_info(runner) -> list[str]:
         for k in ("events_listener", "ping_seq", "idle"):
             v = (runner.results.get((c, rkey(k, runner.modes[0]))) or {}).get("version")
             if v:
-                versions.append("%s %s" % (c, v))
+                versions.append("%s %s" % (AKA.get(c, c), v))
                 break
     return [
         "- date: %s" % _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -44,6 +44,7 @@ from amiclient._protocol import Framer, parse_packet, serialize_action  # noqa: 
 
 RECV_SIZE = 65536
 TICK = 0.05  # a leader looks at its deadline at least this often
+CONTENDED = 0.005  # after a caller found another waiting, nobody leads for this long
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 
@@ -92,6 +93,7 @@ class ProtoClient:
         self.polling = False  # the reader thread is blocked in poll() (without the read right)
         self.waiters = 0  # callers blocked waiting for a response
         self.gen = 0  # incremented whenever a caller takes the lead
+        self.contended_until = 0.0  # callers do not lead before this (monotonic) time
         self.closed = False
         self.events: "queue.SimpleQueue" = queue.SimpleQueue()
         self.events_seen = 0
@@ -198,11 +200,15 @@ class ProtoClient:
     def wait(self, fut: Future, timeout: float = 10.0):
         if fut.value is not None:  # the answer is already there: no wait, no wake-up
             return fut.value
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = now + timeout
         cv = self.cv
         with cv:
             self.waiters += 1
-            lead = self.lf and not self.leader and not self.reading and self.waiters == 1
+            if self.waiters > 1:  # concurrent callers: the reader thread serves them all
+                self.contended_until = now + CONTENDED
+            lead = (self.lf and not self.leader and not self.reading and self.waiters == 1
+                    and now >= self.contended_until)
             if lead:
                 self.leader = True
                 self.gen += 1
