@@ -98,6 +98,8 @@ class Proto:
         from prototypes.leader_follower import ProtoClient
         self.name = "prototype, %s" % ("leader/follower" if lf else "reader thread only")
         self.c = ProtoClient(raw_login(port), leader_follower=lf)
+        for t in self.c.threads:
+            t.name = "%s %s" % ("lf" if lf else "rt", t.name)
 
     def run(self, n):
         action = self.c.action
