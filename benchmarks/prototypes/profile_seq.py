@@ -76,6 +76,34 @@ class Floor:
         self.s.close()
 
 
+class Ceiling(Floor):
+    """One thread, no futures, no locks: serialize_action, sendall, recv, Framer.feed,
+    parse_packet, ActionID check.  The most any design with amiclient's Python work on
+    the response path can reach."""
+
+    name = "ceiling: 1 thread + amiclient parsing"
+
+    def __init__(self, port):
+        from amiclient._protocol import Framer, parse_packet, serialize_action
+        self.s = raw_login(port)
+        self.framer = Framer(expect_banner=False)
+        self.parse, self.serialize = parse_packet, serialize_action
+        self.i = 0
+
+    def run(self, n):
+        s, feed, parse, serialize = self.s, self.framer.feed, self.parse, self.serialize
+        for _ in range(n):
+            self.i += 1
+            aid = "c-%d" % self.i
+            s.sendall(serialize("Ping", {}, aid))
+            texts = []
+            while not texts:
+                texts = feed(s.recv(65536))
+            r = parse(texts[0])
+            if r.get("ActionID") != aid:
+                raise RuntimeError("mismatch")
+
+
 class Amiclient:
     name = "amiclient (this tree)"
 
@@ -150,7 +178,7 @@ def main() -> None:
     try:
         port = int(lg.stdout.readline().split()[1])
         print("load average before: %.2f %.2f %.2f" % os.getloadavg())
-        subjects = [Floor(port), Amiclient(port), Proto(port, False), Proto(port, True)]
+        subjects = [Floor(port), Ceiling(port), Amiclient(port), Proto(port, False), Proto(port, True)]
         res = {s.name: [] for s in subjects}
         for s in subjects:
             s.run(500)  # warm up
