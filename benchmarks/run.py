@@ -481,10 +481,10 @@ def setup_venvs() -> None:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="amiclient benchmark suite")
-    ap.add_argument("--quick", action="store_true", help="fewer and shorter repetitions (< 2 min)")
+    ap.add_argument("--quick", action="store_true", help="fewer and shorter repetitions (about 2-3 min)")
     ap.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     ap.add_argument("--setup", action="store_true",
-                    help="create benchmarks/.venvs/{pyst2,asterisk-ami,panoramisk} with pip and exit")
+                    help="create benchmarks/.venvs/{pyst2,asterisk-ami (python-ami),panoramisk} with pip and exit")
     ap.add_argument("--pinning", type=lambda s: s.split(","), default=None, metavar="MODES",
                     help="CPU placements to run, headline first: unpinned,pinned (default: both; "
                          "unpinned: the scheduler places everything, as users run; pinned: the "
@@ -494,7 +494,7 @@ def parse_args(argv=None):
                     help="first wait up to this long for other processes to go quiet")
     ap.add_argument("--no-venvs", action="store_true", help="run the other clients from this interpreter")
     ap.add_argument("--contenders", type=lambda s: s.split(","), default=None,
-                    help="comma list, e.g. floor,naive,amiclient")
+                    help="comma list, e.g. floor,naive,amiclient (also: proto-lf,proto-reader, run only when named)")
     ap.add_argument("--scenarios", type=lambda s: s.split(","), default=None,
                     help="comma list of: " + ",".join(k for k, *_ in SCENARIOS))
     ap.add_argument("--reps", type=int, default=None)
