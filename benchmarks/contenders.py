@@ -606,6 +606,55 @@ class ProtoDriver(Driver):
         return ping
 
 
+class CeilingDriver(FloorDriver):
+    """One thread, no futures, no locks, amiclient's Python work of a blocking action
+    (serialize_action, sendall, recv, Framer.feed, parse_packet, ActionID check): the most a
+    design keeping that work can reach.  Sequential pings only; run it by naming it."""
+
+    name = "ceiling"
+    version = "amiclient._protocol"
+    unsupported_queue = "sequential pings only"
+
+    def __init__(self, port: int):
+        import os
+        import sys
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if repo not in sys.path:
+            sys.path.insert(0, repo)
+        from amiclient._protocol import Framer, parse_packet, serialize_action
+        super().__init__(port)
+        self.framer = Framer(expect_banner=False)
+        self.parse, self.serialize = parse_packet, serialize_action
+        self.i = 0
+
+    def setup(self, mode: str) -> None:
+        if mode != "none":
+            raise Unsupported("sequential pings only")
+        super().setup(mode)
+
+    def flood(self, n: int):
+        raise Unsupported("sequential pings only")
+
+    def ping_seq(self, k: int):
+        s, feed, parse, serialize = self.conn, self.framer.feed, self.parse, self.serialize
+        bad = 0
+        t0 = time.perf_counter()
+        for _ in range(k):
+            self.i += 1
+            aid = "c-%d" % self.i
+            s.sendall(serialize("Ping", {}, aid))
+            texts = []
+            while not texts:
+                texts = feed(s.recv(65536))
+            r = parse(texts[0])
+            if r.get("ActionID") != aid or r.get("Ping") != "Pong":
+                bad += 1
+        return time.perf_counter() - t0, bad
+
+    def ping_conc(self, k: int, threads: int):
+        raise Unsupported("sequential pings only")
+
+
 class ProtoReaderDriver(ProtoDriver):
     name = "proto-reader"
     leader_follower = False
@@ -618,6 +667,7 @@ DRIVERS = {
     "pyst2": Pyst2Driver,
     "asterisk-ami": AsteriskAmiDriver,
     "panoramisk": PanoramiskDriver,
+    "ceiling": CeilingDriver,
     "proto-lf": ProtoDriver,
     "proto-reader": ProtoReaderDriver,
 }

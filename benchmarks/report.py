@@ -26,6 +26,7 @@ LABELS = {
     ("floor", "ping_seq"): "floor: raw blocking ping loop",
     ("floor", "ping16"): "floor: raw socket, 16 pipelined, 1 thread",
     ("panoramisk", "ping16"): "panoramisk (16 coroutines)",
+    ("ceiling", "ping_seq"): "ceiling: 1 thread + amiclient's parsing",
     ("proto-lf", "ping_seq"): "prototype: leader/follower reads",
     ("proto-lf", "ping16"): "prototype: leader/follower reads",
     ("proto-reader", "ping_seq"): "prototype: reader thread only",
