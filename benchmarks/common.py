@@ -24,18 +24,39 @@ THREADED_CLIENTS = ("amiclient", "pyst2", "asterisk-ami")
 PIP_NAMES = {"pyst2": "pyst2", "asterisk-ami": "asterisk-ami", "panoramisk": "panoramisk"}
 DIST_NAMES = {"amiclient": "amiclient", "pyst2": "pyst2", "asterisk-ami": "asterisk-ami",
               "panoramisk": "panoramisk"}
+# run only when named in --contenders: the one-thread ceiling with amiclient's parsing, and
+# benchmarks/prototypes/leader_follower.py in its two modes
+PROTOTYPES = ("ceiling", "proto-reader", "proto-lf")
 QUEUED_EVENTS = 100_000
 CONC_THREADS = 16
 
 RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
+
+# CPU placement of a run: "unpinned" (the headline: the scheduler places the load generator
+# and the client, as users run) and "pinned" (load generator on the first CPU, the client on
+# the others, as with a remote Asterisk).  Results of the pinned run are keyed "<scenario>/pinned".
+PIN_MODES = ("unpinned", "pinned")
+
+
+def rkey(scenario: str, pin: str) -> str:
+    """The results key of a scenario run with CPU placement `pin`."""
+    return scenario if pin == "unpinned" else "%s/%s" % (scenario, pin)
+
+
+def split_rkey(key: str) -> tuple:
+    """(scenario, pin) of a results key."""
+    sc, _, pin = key.partition("/")
+    return sc, pin or "unpinned"
 
 SCENARIOS = [
     # key, title, contenders, unit
     ("events_listener", "events/s to one listener reading event['Uniqueid']",
      ("floor", "naive") + CLIENTS, "ev/s"),
     ("events_ignored", "events/s with no listener for them", ("floor", "naive") + CLIENTS, "ev/s"),
-    ("ping_seq", "sequential Ping round trips/s, 1 thread", ("floor",) + CLIENTS, "pings/s"),
-    ("ping16", "Ping round trips/s, 16 threads sharing one client", ("floor",) + CLIENTS, "pings/s"),
+    ("ping_seq", "sequential Ping round trips/s, 1 thread", ("floor",) + PROTOTYPES[:1] + CLIENTS + PROTOTYPES[1:],
+     "pings/s"),
+    ("ping16", "Ping round trips/s, 16 threads sharing one client", ("floor",) + CLIENTS + PROTOTYPES[1:],
+     "pings/s"),
     ("idle", "idle connected client: RSS and threads", CLIENTS, ""),
     ("queued", "RSS with 100k events queued behind a stalled listener", ("naive",) + CLIENTS, ""),
 ]

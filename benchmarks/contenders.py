@@ -579,6 +579,97 @@ class PanoramiskDriver(Driver):
                 pass
 
 
+class ProtoDriver(Driver):
+    """prototypes/leader_follower.py: amiclient's framing and parsing, with (proto-lf) or
+    without (proto-reader) leader/follower reads.  Pings only; run it by naming it."""
+
+    name = "proto-lf"
+    version = "prototype"
+    leader_follower = True
+    unsupported_queue = "prototype: pings only"
+
+    def __init__(self, port: int):
+        from prototypes.leader_follower import ProtoClient
+        super().__init__(port)
+        self.ProtoClient = ProtoClient
+
+    def setup(self, mode: str) -> None:
+        if mode != "none":
+            raise Unsupported("prototype: pings only")
+        self.mode = mode
+        self.conn = self.ProtoClient(raw_login(self.port), leader_follower=self.leader_follower)
+
+    def flood(self, n: int):
+        raise Unsupported("prototype: pings only")
+
+    def ping_seq(self, k: int):
+        action = self.conn.action
+        return time_pings(lambda: action("Ping").get("Ping") == "Pong", k)
+
+    def _conc_ping(self):
+        action = self.conn.action
+
+        def ping(tid, i):
+            aid = "t%d-%d" % (tid, i)
+            r = action("Ping", action_id=aid)
+            return r.get("ActionID") == aid and r.get("Ping") == "Pong"
+        return ping
+
+
+class CeilingDriver(FloorDriver):
+    """One thread, no futures, no locks, amiclient's Python work of a blocking action
+    (serialize_action, sendall, recv, Framer.feed, parse_packet, ActionID check): the most a
+    design keeping that work can reach.  Sequential pings only; run it by naming it."""
+
+    name = "ceiling"
+    version = "amiclient._protocol"
+    unsupported_queue = "sequential pings only"
+
+    def __init__(self, port: int):
+        import os
+        import sys
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if repo not in sys.path:
+            sys.path.insert(0, repo)
+        from amiclient._protocol import Framer, parse_packet, serialize_action
+        super().__init__(port)
+        self.framer = Framer(expect_banner=False)
+        self.parse, self.serialize = parse_packet, serialize_action
+        self.i = 0
+
+    def setup(self, mode: str) -> None:
+        if mode != "none":
+            raise Unsupported("sequential pings only")
+        super().setup(mode)
+
+    def flood(self, n: int):
+        raise Unsupported("sequential pings only")
+
+    def ping_seq(self, k: int):
+        s, feed, parse, serialize = self.conn, self.framer.feed, self.parse, self.serialize
+        bad = 0
+        t0 = time.perf_counter()
+        for _ in range(k):
+            self.i += 1
+            aid = "c-%d" % self.i
+            s.sendall(serialize("Ping", {}, aid))
+            texts = []
+            while not texts:
+                texts = feed(s.recv(65536))
+            r = parse(texts[0])
+            if r.get("ActionID") != aid or r.get("Ping") != "Pong":
+                bad += 1
+        return time.perf_counter() - t0, bad
+
+    def ping_conc(self, k: int, threads: int):
+        raise Unsupported("sequential pings only")
+
+
+class ProtoReaderDriver(ProtoDriver):
+    name = "proto-reader"
+    leader_follower = False
+
+
 DRIVERS = {
     "floor": FloorDriver,
     "naive": NaiveDriver,
@@ -586,6 +677,9 @@ DRIVERS = {
     "pyst2": Pyst2Driver,
     "asterisk-ami": AsteriskAmiDriver,
     "panoramisk": PanoramiskDriver,
+    "ceiling": CeilingDriver,
+    "proto-lf": ProtoDriver,
+    "proto-reader": ProtoReaderDriver,
 }
 
 

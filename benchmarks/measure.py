@@ -59,13 +59,13 @@ def _own_ticks() -> float:
 class CpuWatch:
     """CPU used by processes that are not this benchmark, while it ran (a noise indicator)."""
 
-    def __init__(self, loadgen_pid):
-        self.pid = loadgen_pid
+    def __init__(self, loadgen_pids):
+        self.pids = list(loadgen_pids or ())
         self.start = self._now()
 
     def _now(self):
         t, busy, steal = _cpu_sample()
-        return (time.monotonic(), busy, steal, _own_ticks() + _proc_ticks(self.pid))
+        return (time.monotonic(), busy, steal, _own_ticks() + sum(_proc_ticks(p) for p in self.pids))
 
     def stop(self) -> dict:
         t1, b1, s1, o1 = self._now()

@@ -46,7 +46,21 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # the modules next to this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import HERE, LOADGEN, PIP_NAMES, QUEUED_EVENTS, RATE_SCENARIOS, REPO, RESULTS, SCENARIOS, VENVS, Unsupported  # noqa: E402
+from common import (  # noqa: E402
+    HERE,
+    LOADGEN,
+    PIN_MODES,
+    PIP_NAMES,
+    PROTOTYPES,
+    QUEUED_EVENTS,
+    RATE_SCENARIOS,
+    REPO,
+    RESULTS,
+    SCENARIOS,
+    VENVS,
+    Unsupported,
+    rkey,
+)
 from contenders import DRIVERS, dist_version  # noqa: E402
 from measure import CpuWatch, attach_noise, rss_kb, wait_quiet  # noqa: E402
 from report import fmt_rate, render  # noqa: E402
@@ -125,9 +139,10 @@ def worker_main(args) -> None:
 class Runner:
     def __init__(self, args):
         self.args = args
-        self.loadgen: subprocess.Popen | None = None
+        self.loadgens: dict[str, subprocess.Popen] = {}  # one per CPU placement (PIN_MODES)
+        self.ports: dict[str, int] = {}
         self.live: set[WorkerProc] = set()
-        self.port = None
+        self.port = None  # the headline load generator's port
         self.results: dict[tuple[str, str], dict] = {}
         self.fatal: dict[str, str] = {}
         self.python: dict[str, str] = {}
@@ -139,14 +154,18 @@ class Runner:
     # ── processes ──────────────────────────────────────────────────────────
     @property
     def cpus(self) -> tuple:
-        """(load generator's CPUs, workers' CPUs): two disjoint sets with --pin, else None."""
-        try:
-            avail = sorted(os.sched_getaffinity(0))
-        except AttributeError:
-            return (None, None)
-        if self.args.no_pin or len(avail) < 2:
-            return (None, None)
-        return ({avail[0]}, set(avail[1:]))
+        """(load generator's CPUs, workers' CPUs) of the pinned runs: two disjoint sets, or
+        (None, None) when this machine cannot pin (one CPU, no sched_setaffinity)."""
+        return pin_cpus()
+
+    @property
+    def modes(self) -> list:
+        """The CPU placements of this run, headline first."""
+        return self.args.pinning
+
+    @property
+    def loadgen_pids(self) -> list:
+        return [p.pid for p in self.loadgens.values()]
 
     @staticmethod
     def _pin(p: subprocess.Popen, cpus) -> None:
@@ -156,13 +175,22 @@ class Runner:
             except OSError:
                 pass
 
-    def start_loadgen(self) -> None:
+    def start_loadgens(self) -> None:
+        """One load generator per CPU placement: the pinned one on the first CPU, the
+        unpinned one wherever the scheduler puts it (both idle while the other serves)."""
+        for pin in self.modes:
+            self.ports[pin] = self.start_loadgen(pin)
+        self.port = self.ports[self.modes[0]]
+
+    def start_loadgen(self, pin: str) -> int:
         cmd = [sys.executable, str(LOADGEN), "--host", "127.0.0.1", "--port", "0",
                "--events", str(max(self.args.max_events, QUEUED_EVENTS)),
                "--max-seconds", str(int(self.args.budget + 120))]
-        self.loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, text=True)
-        self._pin(self.loadgen, self.cpus[0])
+        lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        self.loadgens[pin] = lg
+        if pin == "pinned":
+            self._pin(lg, self.cpus[0])
         # read the two start-up lines (PORT, EVENTS) on a helper thread so a silent loadgen
         # cannot hang the run
         info: dict[str, str] = {}
@@ -170,7 +198,7 @@ class Runner:
 
         def reader():
             for _ in range(2):
-                line = self.loadgen.stdout.readline()
+                line = lg.stdout.readline()
                 if not line:
                     break
                 parts = line.split()
@@ -181,8 +209,8 @@ class Runner:
         got.wait(60)
         if "PORT" not in info:
             raise RuntimeError("loadgen did not start")
-        self.port = int(info["PORT"])
         self.event_size = float(info.get("MEANSIZE", 0))
+        return int(info["PORT"])
 
     def python_for(self, contender: str) -> str:
         if contender in PIP_NAMES:
@@ -191,10 +219,10 @@ class Runner:
                 return str(vpy)
         return sys.executable
 
-    def spawn(self, contender: str, scenario: str, interactive: bool) -> WorkerProc:
+    def spawn(self, contender: str, scenario: str, interactive: bool, pin: str) -> WorkerProc:
         a = self.args
         cmd = [self.python_for(contender), "-W", "ignore", str(Path(__file__).resolve()),
-               "--worker", contender, "--scenario", scenario, "--port", str(self.port),
+               "--worker", contender, "--scenario", scenario, "--port", str(self.ports[pin]),
                "--reps", str(a.reps), "--target", str(a.target), "--max-events", str(a.max_events),
                "--min-events", str(a.min_events), "--warm-events", str(a.warm_events),
                "--max-pings", str(a.max_pings), "--queue-wait", str(a.queue_wait)]
@@ -204,8 +232,10 @@ class Runner:
         if contender == "amiclient":
             env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         w = WorkerProc(contender, scenario, cmd, env, interactive)
+        w.pin = pin
         self.live.add(w)
-        self._pin(w.p, self.cpus[1])
+        if pin == "pinned":
+            self._pin(w.p, self.cpus[1])
         return w
 
     def _finish(self, w: WorkerProc, timeout: float) -> dict:
@@ -213,35 +243,35 @@ class Runner:
         self.live.discard(w)
         return res
 
-    def run_worker(self, contender: str, scenario: str) -> dict:
+    def run_worker(self, contender: str, scenario: str, pin: str) -> dict:
         """A single-shot scenario (idle, queued): one worker, run to completion."""
-        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
-        w = self.spawn(contender, scenario, interactive=False)
+        watch = CpuWatch(self.loadgen_pids)
+        w = self.spawn(contender, scenario, interactive=False, pin=pin)
         res = self._finish(w, self.args.worker_timeout)
         attach_noise(res, watch.stop())
         return res
 
-    def run_rate_scenario(self, key: str, contenders: list[str]) -> None:
-        """Start one worker per contender, then interleave their repetitions round-robin, so
-        that the contenders of a scenario share whatever else the machine is doing."""
+    def run_rate_scenario(self, key: str, todo: list[tuple[str, str]]) -> None:
+        """Start one worker per (contender, CPU placement), then interleave their repetitions
+        round-robin, so that all of them share whatever else the machine is doing."""
         a = self.args
-        watch = CpuWatch(self.loadgen.pid if self.loadgen else None)
-        workers: dict[str, WorkerProc] = {}
-        for c in contenders:
-            w = self.spawn(c, key, interactive=True)
+        watch = CpuWatch(self.loadgen_pids)
+        workers: dict[tuple[str, str], WorkerProc] = {}
+        for c, pin in todo:
+            w = self.spawn(c, key, interactive=True, pin=pin)
             line = w.wait_for(("READY", "RESULT"), a.worker_timeout)
             if line == "READY":
-                workers[c] = w
+                workers[(c, pin)] = w
             else:
-                self.record(c, key, self._finish(w, 10))
+                self.record(c, rkey(key, pin), self._finish(w, 10))
         rep_timeout = max(30.0, 30 * a.target)
         for r in range(a.reps):
             if time.monotonic() - self.t_start > a.budget:
                 break
             names = list(workers)
             names = names[r % len(names):] + names[:r % len(names)] if names else names
-            for c in names:
-                w = workers[c]
+            for cp in names:
+                w = workers[cp]
                 if w.dead:
                     continue
                 w.send("rep")
@@ -251,11 +281,11 @@ class Runner:
                     w.kill()
                 elif (w.result or {}).get("error"):
                     w.dead = True
-        results = {c: self._finish(w, 20) for c, w in workers.items()}
+        results = {cp: self._finish(w, 20) for cp, w in workers.items()}
         noise = watch.stop()
-        for c, res in results.items():
+        for (c, pin), res in results.items():
             attach_noise(res, noise)
-            self.record(c, key, res)
+            self.record(c, rkey(key, pin), res)
 
     def record(self, c: str, key: str, res: dict) -> None:
         self.results[(c, key)] = res
@@ -264,7 +294,8 @@ class Runner:
         rates = res.get("rates") or []
         msg = ("%s" % fmt_rate(statistics.median(rates)) if rates else
                res.get("error") or ("ok" if res.get("ok") else "?"))
-        print("  %-16s %-13s %s" % (key, c, msg), file=sys.stderr, flush=True)
+        res.setdefault("loadavg", os.getloadavg()[0])
+        print("  %-24s %-13s %s  (load %.2f)" % (key, c, msg, res["loadavg"]), file=sys.stderr, flush=True)
 
     def cleanup(self) -> None:
         if self.watch is not None and self.noise is None:
@@ -272,43 +303,54 @@ class Runner:
         for w in list(self.live):
             w.kill()
         self.live.clear()
-        if self.loadgen is not None and self.loadgen.poll() is None:
-            _kill_group(self.loadgen)
-        self.loadgen = None
+        for lg in self.loadgens.values():
+            if lg.poll() is None:
+                _kill_group(lg)
+        self.loadgens = {}
 
     # ── run ────────────────────────────────────────────────────────────────
     def run(self) -> None:
         a = self.args
         if a.wait_quiet:
             self.quiet_before = wait_quiet(a.wait_quiet)
-        self.start_loadgen()
-        self.watch = CpuWatch(self.loadgen.pid)
-        print("loadgen on 127.0.0.1:%d, %.0f bytes/event; %d reps, %.1fs per rep%s"
-              % (self.port, self.event_size, a.reps, a.target, " (quick)" if a.quick else ""),
+        self.load_before = os.getloadavg()
+        self.start_loadgens()
+        self.watch = CpuWatch(self.loadgen_pids)
+        print("loadgen %s, %.0f bytes/event; %d reps, %.1fs per rep%s; load average %.2f"
+              % (", ".join("%s on 127.0.0.1:%d" % kv for kv in self.ports.items()), self.event_size,
+                 a.reps, a.target, " (quick)" if a.quick else "", self.load_before[0]),
               file=sys.stderr, flush=True)
         for key, _title, contenders, _unit in SCENARIOS:
             if a.scenarios and key not in a.scenarios:
                 continue
+            # rate scenarios run in every placement; idle and queued (RSS, threads: no
+            # timing) only in the headline one
+            modes = self.modes if key in RATE_SCENARIOS else self.modes[:1]
             todo = []
-            for c in contenders:
-                if a.contenders and c not in a.contenders:
-                    continue
-                if c in self.fatal:
-                    self.results[(c, key)] = {"ok": False, "error": self.fatal[c], "rates": [], "notes": []}
-                elif time.monotonic() - self.t_start > a.budget:
-                    self.results[(c, key)] = {"ok": False, "error": "skipped: run budget spent",
-                                              "rates": [], "notes": []}
-                else:
-                    todo.append(c)
+            for pin in modes:
+                for c in contenders:
+                    if a.contenders and c not in a.contenders:
+                        continue
+                    if c in PROTOTYPES and not (a.contenders and c in a.contenders):
+                        continue  # prototypes run only when named
+                    if c in self.fatal:
+                        self.results[(c, rkey(key, pin))] = {"ok": False, "error": self.fatal[c],
+                                                             "rates": [], "notes": []}
+                    elif time.monotonic() - self.t_start > a.budget:
+                        self.results[(c, rkey(key, pin))] = {"ok": False, "error": "skipped: run budget spent",
+                                                             "rates": [], "notes": []}
+                    else:
+                        todo.append((c, pin))
             if not todo:
                 continue
             if key in RATE_SCENARIOS:
                 self.run_rate_scenario(key, todo)
             else:
-                for c in todo:
+                for c, pin in todo:
                     if c in self.fatal:
                         continue
-                    self.record(c, key, self.run_worker(c, key))
+                    self.record(c, rkey(key, pin), self.run_worker(c, key, pin))
+        self.load_after = os.getloadavg()
 
 
 class WorkerProc:
@@ -325,6 +367,7 @@ class WorkerProc:
         self.err: list[str] = []
         self.result: dict | None = None
         self.dead = False
+        self.pin = "unpinned"
         self.timed_out: str | None = None
         threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True).start()
         threading.Thread(target=self._pump_err, daemon=True).start()
@@ -450,17 +493,20 @@ def setup_venvs() -> None:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="amiclient benchmark suite")
-    ap.add_argument("--quick", action="store_true", help="fewer and shorter repetitions (< 2 min)")
+    ap.add_argument("--quick", action="store_true", help="fewer and shorter repetitions (about 2-3 min)")
     ap.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     ap.add_argument("--setup", action="store_true",
-                    help="create benchmarks/.venvs/{pyst2,asterisk-ami,panoramisk} with pip and exit")
-    ap.add_argument("--no-pin", action="store_true",
-                    help="do not pin the load generator and the workers to separate CPUs")
+                    help="create benchmarks/.venvs/{pyst2,asterisk-ami (python-ami),panoramisk} with pip and exit")
+    ap.add_argument("--pinning", type=lambda s: s.split(","), default=None, metavar="MODES",
+                    help="CPU placements to run, headline first: unpinned,pinned (default: both; "
+                         "unpinned: the scheduler places everything, as users run; pinned: the "
+                         "load generator on the first CPU, the client on the others)")
+    ap.add_argument("--no-pin", action="store_true", help="same as --pinning unpinned")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="first wait up to this long for other processes to go quiet")
     ap.add_argument("--no-venvs", action="store_true", help="run the other clients from this interpreter")
     ap.add_argument("--contenders", type=lambda s: s.split(","), default=None,
-                    help="comma list, e.g. floor,naive,amiclient")
+                    help="comma list, e.g. floor,naive,amiclient (also: proto-lf,proto-reader, run only when named)")
     ap.add_argument("--scenarios", type=lambda s: s.split(","), default=None,
                     help="comma list of: " + ",".join(k for k, *_ in SCENARIOS))
     ap.add_argument("--reps", type=int, default=None)
@@ -484,8 +530,27 @@ def parse_args(argv=None):
         if getattr(a, k) is None:
             setattr(a, k, v)
     a.worker_timeout = 45 if q else 150
-    a.budget = 110 if q else 570
+    if a.pinning is None:
+        a.pinning = ["unpinned"] if a.no_pin else list(PIN_MODES)
+    bad = [m for m in a.pinning if m not in PIN_MODES]
+    if bad or not a.pinning:
+        ap.error("--pinning: choose from %s" % ",".join(PIN_MODES))
+    if pin_cpus()[0] is None and "pinned" in a.pinning:
+        print("cannot pin on this machine: running unpinned only", file=sys.stderr)
+        a.pinning = [m for m in a.pinning if m != "pinned"] or ["unpinned"]
+    a.budget = (110 if q else 570) * (1 + 0.6 * (len(a.pinning) - 1))
     return a
+
+
+def pin_cpus() -> tuple:
+    """(load generator's CPUs, workers' CPUs) for pinned runs, or (None, None)."""
+    try:
+        avail = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return (None, None)
+    if len(avail) < 2:
+        return (None, None)
+    return ({avail[0]}, set(avail[1:]))
 
 
 def main(argv=None) -> int:
