@@ -15,7 +15,7 @@ from ..client import AMIClient
 from ..exceptions import ClientClosed
 from ..packet import Event
 from ..state import ConnectionState, StateChange
-from ._connect import EXIT_USAGE, CLIError, Context, open_client
+from ._connect import EXIT_CONNECTION, EXIT_USAGE, CLIError, Context, open_client
 from ._output import packet_json, packet_text
 
 __all__ = ["run_events", "server_filters"]
@@ -97,6 +97,7 @@ def run_events(ctx: Context) -> int:
     done = threading.Event()
     printed = [0]
     broken: List[BaseException] = []
+    lost: List[str] = []
 
     def show(event: Event) -> None:
         if not _wanted(event, names, matches):
@@ -117,11 +118,15 @@ def run_events(ctx: Context) -> int:
 
     def on_state(change: StateChange) -> None:
         if change.state is ConnectionState.DISCONNECTED and not isinstance(change.reason, ClientClosed):
-            ctx.note(f"amiclient: connection lost ({change.reason}); reconnecting")
+            if args.reconnect:
+                ctx.note(ctx.redact(f"amiclient: connection lost ({change.reason}); reconnecting"))
+            else:  # events in the gap would be missed without a word: stop, exit 3
+                lost.append(f"connection lost: {change.reason}")
+                done.set()
         elif change.state is ConnectionState.RECONNECTED:
             ctx.note("amiclient: reconnected")
 
-    client = open_client(settings, events=True)
+    client = open_client(settings, events=True, reconnect=args.reconnect)
     assert isinstance(client, AMIClient)
     with client:
         for pattern in server_filters(names, matches):
@@ -133,14 +138,13 @@ def run_events(ctx: Context) -> int:
                 break
         client.add_listener(show)
         client.on_state(on_state)
-        listening = f"Listening for events on {settings.address} (Ctrl-C to stop)"
-        if args.json:
-            ctx.note(listening)
-        else:
-            ctx.out.write(ctx.style.dim(listening) + "\n\n")
-            ctx.out.flush()
+        ctx.note(f"Listening for events on {settings.address} (Ctrl-C to stop)")  # stdout is only events
         while not done.wait(0.5):
-            pass
+            if not args.reconnect and not client.connected:  # lost before on_state was registered
+                lost.append("connection lost")
+                break
     if broken and isinstance(broken[0], BrokenPipeError):
         raise broken[0]
+    if lost and not (args.count and printed[0] >= args.count):
+        raise CLIError(f"{lost[0]} (--reconnect to keep following)", EXIT_CONNECTION)
     return 0
