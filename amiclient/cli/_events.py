@@ -23,7 +23,7 @@ __all__ = ["run_events", "server_filters"]
 _ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 
 
-def _ere(text: str) -> Optional[str]:
+def _ere(text: str, any_case: bool = False) -> Optional[str]:
     """A glob as a POSIX extended regex (``*`` and ``?``), or None when it has brackets."""
     if "[" in text:
         return None
@@ -33,6 +33,8 @@ def _ere(text: str) -> Optional[str]:
             out.append(".*")
         elif char == "?":
             out.append(".")
+        elif any_case and char.isalpha():
+            out.append(f"[{char.upper()}{char.lower()}]")
         else:
             out.append("\\" + char if char in _ERE_SPECIAL else char)
     return "".join(out)
@@ -54,7 +56,7 @@ def server_filters(names: List[str], matches: List[Tuple[str, str]]) -> List[str
         return [header] if header else []
     filters = []
     for name in names:
-        pattern = _ere(name)
+        pattern = _ere(name, any_case=True)  # event names match in any case, as in add_listener()
         if pattern is None:
             return []  # one name we cannot express: filter nothing on the server
         filters.append(f"Event: {pattern}" + (f".*{header}" if header else ""))
@@ -72,7 +74,7 @@ def _parse_matches(items: List[str]) -> List[Tuple[str, str]]:
 
 
 def _wanted(event: Event, names: List[str], matches: List[Tuple[str, str]]) -> bool:
-    if names and not any(fnmatch.fnmatchcase(event.name, name) for name in names):
+    if names and not any(fnmatch.fnmatchcase(event.name.lower(), name.lower()) for name in names):
         return False
     for key, value in matches:
         if not any(fnmatch.fnmatchcase(v, value) for v in event.getlist(key)):
