@@ -25,6 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 __all__ = [
     "ENV_NAMES",
@@ -234,6 +235,9 @@ def resolve(
     if "url" in values:
         if not values["url"].lower().startswith(("http://", "https://")):
             raise SettingsError(f"url from {sources['url']} must start with http:// or https://")
+        if "@" in urlsplit(values["url"]).netloc:  # it would show in every message and log line
+            raise SettingsError(f"url from {sources['url']} must not hold a user or secret: "
+                                "use username and secret (AMI_USERNAME, AMI_SECRET, --secret-file)")
         settings.url = values["url"]
     if "host" in values:
         settings.host = values["host"]

@@ -227,6 +227,17 @@ def test_a_config_file_others_can_change_is_refused(tmp_path: Path) -> None:
     assert resolve({}, None, {"XDG_CONFIG_HOME": str(tmp_path)}).host == "pbx"
 
 
+def test_a_url_holding_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="must not hold a user or secret") as info:
+        resolve({"url": "http://admin:url-Secret-7@pbx:8088/asterisk/"}, None, {"XDG_CONFIG_HOME": str(tmp_path)})
+    assert "url-Secret-7" not in str(info.value)
+
+
+def test_a_filter_key_with_a_line_break_is_refused_before_connecting(server: FakeAMIServer, env: Dict[str, str]) -> None:
+    code, _, err = run("events", "--filter", "Chan\nnel=x")
+    assert code == 2 and "CR, LF or NUL" in err and server.connections_accepted == 0
+
+
 # ---------------------------------------------------------------- silent and dying servers
 
 

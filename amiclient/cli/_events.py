@@ -89,7 +89,7 @@ def run_events(ctx: Context) -> int:
     matches = _parse_matches(args.filter or [])
     if args.count < 0:
         raise CLIError("--count must not be negative")
-    for text in names + [v for _, v in matches]:
+    for text in names + [k + v for k, v in matches]:
         if any(c in text for c in "\r\n\x00"):
             raise CLIError("refused: a name or filter contains CR, LF or NUL")
     settings = ctx.settings()
