@@ -29,7 +29,9 @@ _EXAMPLES: Dict[str, str] = {
   amiclient action Ping
   amiclient action DBGetTree Family=cidname
   amiclient action Originate Channel=PJSIP/100 Exten=200 Context=default Priority=1 Async=true
-  amiclient action Setvar Variable=FOO Value=bar --json""",
+  amiclient action Setvar Variable=FOO Value=bar --json
+  amiclient action Originate Channel=Local/100@default Application=Wait Data=5 \\
+      Variable=CALLERID(name)=Alice Variable=FOO=bar    # a repeated key repeats the header""",
     "command": """examples:
   amiclient command core show channels
   amiclient command "pjsip show endpoints\"""",
