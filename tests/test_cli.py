@@ -289,7 +289,7 @@ def test_events_count_stops_by_itself_and_filters_on_the_server(server: FakeAMIS
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["Channel"] for e in events] == ["PJSIP/100-1", "PJSIP/101-1", "PJSIP/102-1"]
     filters = [p.get("Filter") for p in server.received_actions if p.get("Action") == "Filter"]
-    assert filters == ["Event: Hangup.*[Cc][Hh][Aa][Nn][Nn][Ee][Ll]: PJSIP/1.*"]
+    assert filters == ["Event: [Hh][Aa][Nn][Gg][Uu][Pp].*[Cc][Hh][Aa][Nn][Nn][Ee][Ll]: PJSIP/1.*"]
 
 
 # ---------------------------------------------------------------- fake-server and demo
