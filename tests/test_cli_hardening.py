@@ -213,6 +213,20 @@ def test_log_lines_tracebacks_included_never_show_the_secret(server: FakeAMIServ
     assert code == 0 and seen and "RuntimeError: oops ***" in err and SECRET not in err
 
 
+def test_a_logged_packet_never_shows_secret_or_key_headers(server: FakeAMIServer, env: Dict[str, str]) -> None:
+    """Should a packet ever be logged at DEBUG (the wire), the MD5 ``Key`` and any ``Secret`` are masked."""
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            log = logging.getLogger("amiclient.connection")
+            log.debug("sent %s", "Action: Login\r\nUsername: admin\r\nAuthType: MD5\r\nKey: 0123abcd\r\n")
+            log.debug("sent %r", "Action: Login\r\nSecret: other-secret\r\n")
+            return super().write(text)
+
+    code, _, err = run("-v", "ping", out=Out())
+    assert code == 0 and "Username: admin" in err and "Key: ***" in err
+    assert "0123abcd" not in err and "other-secret" not in err
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file modes")
 def test_a_config_file_others_can_change_is_refused(tmp_path: Path) -> None:
     """Others could point ``host`` at their own server and collect the login."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -79,6 +80,10 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+#: ``Secret: ...`` and ``Key: ...`` header lines, should a packet ever be logged (the MD5 Key is not known here).
+_WIRE_SECRET = re.compile(r"(?im)((?:^|\\r\\n|\r\n|\n)[ \t]*(?:secret|key)[ \t]*:[ \t]*)[^\r\n\\]+")
+
+
 class _RedactingFormatter(logging.Formatter):
     """Formats a log record, then replaces the secrets in the whole text (message, traceback, stack):
     defence in depth, the library never logs them."""
@@ -88,7 +93,8 @@ class _RedactingFormatter(logging.Formatter):
         self.secrets = secrets
 
     def format(self, record: logging.LogRecord) -> str:
-        return safe_text(_redact(super().format(record), self.secrets), newlines=True)
+        text = _WIRE_SECRET.sub(r"\1***", _redact(super().format(record), self.secrets))
+        return safe_text(text, newlines=True)
 
 
 def _log_handler(err: TextIO, secrets: List[str], verbose: bool) -> logging.Handler:

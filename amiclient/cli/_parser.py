@@ -66,7 +66,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more: {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not negative: {text!r}")
     return value
 
 
