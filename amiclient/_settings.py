@@ -13,17 +13,19 @@ Profiles are sections of ``$XDG_CONFIG_HOME/amiclient/config.ini``
 (``~/.config/amiclient/config.ini``) with the keys ``host``, ``port``,
 ``username``, ``secret``, ``secret_file``, ``tls``, ``url``,
 ``timeout`` and ``cafile``.  A file holding a secret that its group or others can read is
-refused (:class:`SettingsError`).  A secret is never part of a ``repr``
+refused (:class:`SettingsError`), and so is one that they can write to.  A secret is never part of a ``repr``
 or an error message.
 """
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 __all__ = [
     "ENV_NAMES",
@@ -105,6 +107,17 @@ def _check_private(path: Path, what: str) -> None:
         )
 
 
+def _check_not_writable(path: Path) -> None:
+    """Refuse a config file others may change: they could send the login to a host of theirs."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o022:
+        raise SettingsError(
+            f"{path} may be changed by its group or others (mode {mode:04o}); run: chmod go-w {path}"
+        )
+
+
 def load_profiles(path: Path) -> Dict[str, Dict[str, str]]:
     """Every ``[NAME]`` section of a config file; an absent file gives none."""
     parser = configparser.ConfigParser(interpolation=None, default_section="\x00none")
@@ -124,6 +137,7 @@ def load_profiles(path: Path) -> Dict[str, Dict[str, str]]:
             raise SettingsError(f"{path}: unknown key {unknown[0]!r} in [{name}] (known: {', '.join(_KEYS)})")
     if any("secret" in values for values in profiles.values()):
         _check_private(path, "a secret")
+    _check_not_writable(path)
     return profiles
 
 
@@ -133,9 +147,22 @@ def read_secret_file(path: str) -> str:
     try:
         _check_private(target, "a secret")
         with open(target, encoding="utf-8") as handle:
-            return handle.readline().rstrip("\r\n")
+            secret = handle.readline().rstrip("\r\n")
     except OSError as exc:
         raise SettingsError(f"cannot read secret file {target}: {exc.strerror or exc.__class__.__name__}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"cannot read secret file {target}: not UTF-8 text") from None
+    if not secret:
+        raise SettingsError(f"secret file {target} is empty (the secret is its first line)")
+    return secret
+
+
+def _clean_secret(secret: str, source: str) -> str:
+    """The secret without the line end a file or an env file leaves; one with control characters is refused."""
+    secret = secret.rstrip("\r\n")
+    if any(char in secret for char in "\r\n\x00"):
+        raise SettingsError(f"the secret from {source} contains CR, LF or NUL")
+    return secret
 
 
 def _to_bool(name: str, value: str, source: str) -> bool:
@@ -152,7 +179,7 @@ def _to_number(name: str, value: str, source: str, kind: type) -> float:
         number = kind(value.strip())
     except ValueError:
         raise SettingsError(f"{name} from {source} must be a number, not {value!r}") from None
-    if number <= 0 or (kind is int and number > 65535):
+    if number <= 0 or not math.isfinite(number) or (kind is int and number > 65535):
         raise SettingsError(f"{name} from {source} is out of range: {value!r}")
     return float(number)
 
@@ -208,6 +235,9 @@ def resolve(
     if "url" in values:
         if not values["url"].lower().startswith(("http://", "https://")):
             raise SettingsError(f"url from {sources['url']} must start with http:// or https://")
+        if "@" in urlsplit(values["url"]).netloc:  # it would show in every message and log line
+            raise SettingsError(f"url from {sources['url']} must not hold a user or secret: "
+                                "use username and secret (AMI_USERNAME, AMI_SECRET, --secret-file)")
         settings.url = values["url"]
     if "host" in values:
         settings.host = values["host"]
@@ -222,5 +252,6 @@ def resolve(
     if "cafile" in values:
         settings.cafile = os.path.expanduser(values["cafile"])
         settings.tls = settings.tls or "tls" not in values  # a CA file means TLS unless tls = no
-    settings.secret = values.get("secret")
+    if "secret" in values:
+        settings.secret = _clean_secret(values["secret"], sources["secret"])
     return settings

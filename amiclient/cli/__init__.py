@@ -10,29 +10,56 @@
     amiclient fake-server --port 5038 --users admin:secret --calls-per-second 2
 
 Errors are one line on stderr; exit codes: 0 ok, 1 ``Response: Error``, 2
-usage, 3 connection or login failure, 130 Ctrl-C.  The secret never
-appears in any output.
+usage, 3 connection or login failure, 130 Ctrl-C, 143 SIGTERM (both after a
+clean logoff).  The secret never appears in any output.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import traceback
-from typing import List, Optional, Sequence, TextIO
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Iterator, List, Optional, Sequence, TextIO
 
 from ..exceptions import ActionError, ActionTimeout, AMIConnectionError, AMIError, AuthenticationError, ProtocolError
 from ._commands import run_action, run_command, run_info, run_ping, run_status
 from ._connect import EXIT_ACTION, EXIT_CONNECTION, EXIT_USAGE, CLIError, Context, open_client
 from ._events import run_events
 from ._fake import run_demo, run_fake_server
-from ._output import Style, use_colour
+from ._output import Style, safe_text, use_colour
 from ._parser import build_parser
 
 __all__ = ["main", "open_client", "run_demo"]
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that everything unwinds (logoff, threads joined) like Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`_Terminated` (main thread only: signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Optional[FrameType]) -> Any:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _demo(ctx: Context) -> int:
@@ -47,28 +74,38 @@ _HANDLERS = {
 }
 
 
-class _Redact(logging.Filter):
-    """Replaces the secret in log lines (defence in depth: the library never logs it)."""
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
-    def __init__(self, secrets: List[str]) -> None:
-        super().__init__()
+
+#: ``Secret: ...`` and ``Key: ...`` header lines, should a packet ever be logged (the MD5 Key is not known here).
+_WIRE_SECRET = re.compile(r"(?im)((?:^|\\r\\n|\r\n|\n)[ \t]*(?:secret|key)[ \t]*:[ \t]*)[^\r\n\\]+")
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Formats a log record, then replaces the secrets in the whole text (message, traceback, stack):
+    defence in depth, the library never logs them."""
+
+    def __init__(self, fmt: str, secrets: List[str]) -> None:
+        super().__init__(fmt)
         self.secrets = secrets
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        secrets = [s for s in self.secrets if s]
-        if secrets:
-            message = record.getMessage()
-            for secret in secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = _WIRE_SECRET.sub(r"\1***", _redact(super().format(record), self.secrets))
+        return safe_text(text, newlines=True)
+
+
+def _log_handler(err: TextIO, secrets: List[str], verbose: bool) -> logging.Handler:
+    handler = logging.StreamHandler(err)
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s" if verbose else "amiclient: %(levelname)s: %(message)s"
+    handler.setFormatter(_RedactingFormatter(fmt, secrets))
+    return handler
 
 
 def _one_line(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return " ".join(text.split()) or "error"
+    return safe_text(" ".join(_redact(text, secrets).split())) or "error"
 
 
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
@@ -82,14 +119,23 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err
     secrets: List[str] = []
     if getattr(args, "secret", None):
         secrets.append(args.secret)
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(secrets))
+    for stream in (out, err):  # a value the terminal cannot show is escaped, never an error mid-output
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
+    handler = _log_handler(err, secrets, bool(args.verbose))
     root = logging.getLogger()
+    previous_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     ctx = Context(args, out, err, Style(use_colour(out, args.color or "auto")), secrets=secrets)
     err_style = Style(use_colour(err, args.color or "auto"))
+    if getattr(args, "secret", None):
+        ctx.note("amiclient: warning: --secret is visible to other users (ps, shell history); "
+                 "prefer --secret-file, AMI_SECRET or a profile")
 
     def fail(message: str, code: int) -> int:
         try:
@@ -100,7 +146,10 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err
         return code
 
     try:
-        return int(args.func(ctx))
+        with _sigterm_unwinds():
+            return int(args.func(ctx))
+    except _Terminated:
+        return fail("terminated", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except CLIError as exc:
@@ -129,3 +178,4 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err
         return fail(f"internal error: {exc.__class__.__name__}: {exc}", EXIT_ACTION)
     finally:
         root.removeHandler(handler)
+        root.setLevel(previous_level)

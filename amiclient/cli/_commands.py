@@ -7,9 +7,9 @@ from typing import Dict, List, Optional
 
 from ..packet import Packet, Response
 from ._connect import (
-    EXIT_ACTION, Client, CLIError, Context, ami_version, check_action, open_client, parse_headers, request,
+    EXIT_ACTION, Client, CLIError, Context, ami_version, check_action, header_secrets, open_client, parse_headers, request,
 )
-from ._output import packet_json, packet_text, table, terminal_width
+from ._output import is_tty, packet_json, packet_text, safe_text, table, terminal_width
 
 __all__ = ["run_action", "run_command", "run_info", "run_ping", "run_status"]
 
@@ -22,7 +22,8 @@ def _packets(response: Response) -> List[Packet]:
 
 
 def _fail(ctx: Context, response: Response, what: str) -> int:
-    ctx.err.write(ctx.style.error(f"amiclient: {what}: {response.status}: {response.message or '(no message)'}") + "\n")
+    message = safe_text(ctx.redact(f"{response.status}: {response.message or '(no message)'}"))
+    ctx.err.write(ctx.style.error(f"amiclient: {what}: {message}") + "\n")
     return EXIT_ACTION
 
 
@@ -30,6 +31,7 @@ def run_action(ctx: Context) -> int:
     """``action NAME [Key=Value ...]``: the response, then its event list."""
     args = ctx.args
     headers = parse_headers(args.headers)
+    ctx.secrets.extend(header_secrets(headers))
     check_action(args.name, headers)
     settings = ctx.settings()
     with open_client(settings) as client:
@@ -41,21 +43,23 @@ def run_action(ctx: Context) -> int:
 
 
 def run_command(ctx: Context) -> int:
-    """``command TEXT``: the CLI output, like ``asterisk -rx``."""
+    """``command TEXT``: the CLI output, like ``asterisk -rx`` (control characters escaped on a terminal)."""
     text = " ".join(ctx.args.text)
+    if not text.strip():
+        raise CLIError("command: nothing to run (e.g. amiclient command core show uptime)")
     check_action("Command", {"Command": text})
     with open_client(ctx.settings()) as client:
         response = request(client, "Command", {"Command": text})
     output = response.output
     if not response.ok or output.startswith("No such command '"):  # Asterisk <= 13 answers it with Follows
         if output:
-            ctx.err.write(output.rstrip("\n") + "\n")
+            ctx.err.write(safe_text(output.rstrip("\n"), newlines=True) + "\n")
         if response.ok:
             ctx.err.write(ctx.style.error("amiclient: command: no such command") + "\n")
             return EXIT_ACTION
         return _fail(ctx, response, "command")
-    if output:
-        ctx.out.write(output + ("" if output.endswith("\n") else "\n"))
+    if output:  # the server took one trailing LF off the CLI text: put it back
+        ctx.out.write((safe_text(output, newlines=True) if is_tty(ctx.out) else output) + "\n")
     return 0
 
 
@@ -78,7 +82,7 @@ def run_ping(ctx: Context) -> int:
                 ctx.out.write(json.dumps({"seq": seq, "address": settings.address, "rtt_ms": round(rtt, 3),
                                           "ping": response.get("Ping", "")}) + "\n")
             else:
-                ctx.out.write(f"{response.get('Ping', 'Pong')} from {settings.address}: seq={seq} time={rtt:.2f} ms\n")
+                ctx.out.write(f"{safe_text(response.get('Ping', 'Pong'))} from {settings.address}: seq={seq} time={rtt:.2f} ms\n")
             ctx.out.flush()
     return 0
 
@@ -164,5 +168,5 @@ def run_info(ctx: Context) -> int:
     for key, label in labels.items():
         value = info[key]
         if value is not None:
-            ctx.out.write(f"{ctx.style.key((label + ':').ljust(width))} {value}\n")
+            ctx.out.write(f"{ctx.style.key((label + ':').ljust(width))} {safe_text(value)}\n")
     return 0

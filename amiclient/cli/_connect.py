@@ -51,6 +51,12 @@ class Context:
         self.secrets.append(settings.secret or "")
         return settings
 
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        for secret in sorted((s for s in self.secrets if s), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
     def note(self, text: str) -> None:
         """A status line for people (stderr, so stdout stays data)."""
         self.err.write(text + "\n")
@@ -74,7 +80,10 @@ def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, 
         raise CLIError(str(exc)) from None
     if settings.secret is None:
         if sys.stdin is not None and sys.stdin.isatty():
-            settings.secret = getpass.getpass(f"Secret for {settings.username}@{settings.address}: ")
+            secret = getpass.getpass(f"Secret for {settings.username}@{settings.address}: ")
+            if any(char in secret for char in "\r\n\x00"):
+                raise CLIError("the secret typed contains CR, LF or NUL")
+            settings.secret = secret
             settings.sources["secret"] = "prompt"
         else:
             raise CLIError(
@@ -99,6 +108,19 @@ def parse_headers(items: List[str]) -> Dict[str, HeaderValue]:
     return headers
 
 
+#: Headers whose values are secrets (``Login``'s ``Secret``, the MD5 ``Key``): kept out of every error and log.
+SECRET_HEADERS = ("secret", "key")
+
+
+def header_secrets(headers: Mapping[str, HeaderValue]) -> List[str]:
+    """The values of secret headers (``Secret``, ``Key``) in ``headers``."""
+    found: List[str] = []
+    for key, value in headers.items():
+        if key.lower() in SECRET_HEADERS:
+            found.extend(value if isinstance(value, list) else [str(value)])
+    return found
+
+
 def check_action(name: str, headers: Mapping[str, HeaderValue]) -> None:
     """Refuse (exit 2) what the server would misread, before connecting."""
     try:
@@ -107,7 +129,7 @@ def check_action(name: str, headers: Mapping[str, HeaderValue]) -> None:
         raise CLIError(f"refused: {exc}") from None
 
 
-def open_client(settings: Settings, events: bool = False) -> Client:
+def open_client(settings: Settings, events: bool = False, reconnect: bool = False) -> Client:
     """A logged-in client for ``settings``: AMI over TCP (or TLS), or over HTTP for a URL."""
     secret = settings.secret or ""
     context = None
@@ -129,7 +151,7 @@ def open_client(settings: Settings, events: bool = False) -> Client:
     client = AMIClient(
         settings.host, settings.port, settings.username, secret,
         tls=(context or True) if settings.tls else None, timeout=settings.timeout, connect_timeout=settings.timeout,
-        events=events, reconnect=events,
+        events=events, reconnect=reconnect,
     )
     try:
         return client.connect()

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 from ..exceptions import ClientClosed
 from ..packet import Event
 from ..state import ConnectionState, StateChange
-from ._connect import CLIError, Context, open_client
+from ._connect import EXIT_CONNECTION, CLIError, Context, open_client
 from ._output import packet_json, packet_text
 
 __all__ = ["run_events", "server_filters"]
@@ -22,7 +22,7 @@ __all__ = ["run_events", "server_filters"]
 _ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 
 
-def _ere(text: str) -> Optional[str]:
+def _ere(text: str, any_case: bool = False) -> Optional[str]:
     """A glob as a POSIX extended regex (``*`` and ``?``), or None when it has brackets."""
     if "[" in text:
         return None
@@ -32,6 +32,8 @@ def _ere(text: str) -> Optional[str]:
             out.append(".*")
         elif char == "?":
             out.append(".")
+        elif any_case and char.isalpha():
+            out.append(f"[{char.upper()}{char.lower()}]")
         else:
             out.append("\\" + char if char in _ERE_SPECIAL else char)
     return "".join(out)
@@ -53,7 +55,7 @@ def server_filters(names: List[str], matches: List[Tuple[str, str]]) -> List[str
         return [header] if header else []
     filters = []
     for name in names:
-        pattern = _ere(name)
+        pattern = _ere(name, any_case=True)  # event names match in any case, as in add_listener()
         if pattern is None:
             return []  # one name we cannot express: filter nothing on the server
         filters.append(f"Event: {pattern}" + (f".*{header}" if header else ""))
@@ -71,7 +73,7 @@ def _parse_matches(items: List[str]) -> List[Tuple[str, str]]:
 
 
 def _wanted(event: Event, names: List[str], matches: List[Tuple[str, str]]) -> bool:
-    if names and not any(fnmatch.fnmatchcase(event.name, name) for name in names):
+    if names and not any(fnmatch.fnmatchcase(event.name.lower(), name.lower()) for name in names):
         return False
     for key, value in matches:
         if not any(fnmatch.fnmatchcase(v, value) for v in event.getlist(key)):
@@ -86,7 +88,7 @@ def run_events(ctx: Context) -> int:
     matches = _parse_matches(args.filter or [])
     if args.count < 0:
         raise CLIError("--count must not be negative")
-    for text in names + [v for _, v in matches]:
+    for text in names + [k + v for k, v in matches]:
         if any(c in text for c in "\r\n\x00"):
             raise CLIError("refused: a name or filter contains CR, LF or NUL")
     settings = ctx.settings()
@@ -94,6 +96,7 @@ def run_events(ctx: Context) -> int:
     done = threading.Event()
     printed = [0]
     broken: List[BaseException] = []
+    lost: List[str] = []
 
     def show(event: Event) -> None:
         if not _wanted(event, names, matches):
@@ -114,11 +117,15 @@ def run_events(ctx: Context) -> int:
 
     def on_state(change: StateChange) -> None:
         if change.state is ConnectionState.DISCONNECTED and not isinstance(change.reason, ClientClosed):
-            ctx.note(f"amiclient: connection lost ({change.reason}); reconnecting")
+            if args.reconnect:
+                ctx.note(ctx.redact(f"amiclient: connection lost ({change.reason}); reconnecting"))
+            else:  # events in the gap would be missed without a word: stop, exit 3
+                lost.append(f"connection lost: {change.reason}")
+                done.set()
         elif change.state is ConnectionState.RECONNECTED:
             ctx.note("amiclient: reconnected")
 
-    client = open_client(settings, events=True)
+    client = open_client(settings, events=True, reconnect=args.reconnect)
     with client:
         for pattern in server_filters(names, matches):
             response = client.send_action("Filter", {"Operation": "Add", "Filter": pattern})
@@ -129,16 +136,13 @@ def run_events(ctx: Context) -> int:
                 break
         client.add_listener(show)
         client.on_state(on_state)
-        if settings.url:  # over HTTP the session's event mask is turned on before we say we listen
-            client.set_events(True)
-        listening = f"Listening for events on {settings.address} (Ctrl-C to stop)"
-        if args.json:
-            ctx.note(listening)
-        else:
-            ctx.out.write(ctx.style.dim(listening) + "\n\n")
-            ctx.out.flush()
+        ctx.note(f"Listening for events on {settings.address} (Ctrl-C to stop)")  # stdout is only events
         while not done.wait(0.5):
-            pass
+            if not args.reconnect and not client.connected:  # lost before on_state was registered
+                lost.append("connection lost")
+                break
     if broken and isinstance(broken[0], BrokenPipeError):
         raise broken[0]
+    if lost and not (args.count and printed[0] >= args.count):
+        raise CLIError(f"{lost[0]} (--reconnect to keep following)", EXIT_CONNECTION)
     return 0

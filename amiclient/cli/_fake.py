@@ -1,16 +1,17 @@
 """``fake-server`` (the bundled fake Asterisk, standalone) and ``demo`` (a tour against it)."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Dict, List, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Optional, TextIO
 
 from ..client import AMIClient
 from ..packet import Packet
-from ._connect import CLIError, Context
+from ._connect import EXIT_CONNECTION, CLIError, Context
 from ._output import Style, table
 
 __all__ = ["run_demo", "run_fake_server"]
@@ -53,6 +54,15 @@ class _Traffic:
         self.thread.join()
 
 
+@contextlib.contextmanager
+def _listening(host: str, port: int) -> Iterator[None]:
+    """Turn a failure to listen (port in use, address not here) into a one-line error, exit 3."""
+    try:
+        yield
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_CONNECTION) from None
+
+
 def run_fake_server(ctx: Context) -> int:
     """Serve a fake Asterisk manager (and optionally AJAM over HTTP) until Ctrl-C or SIGTERM."""
     from ..testing import FakeAJAMServer, FakeAMIServer
@@ -61,6 +71,8 @@ def run_fake_server(ctx: Context) -> int:
     users = _users(args.users or ["admin:secret"])
     if args.calls_per_second < 0 or args.call_duration < 0:
         raise CLIError("--calls-per-second and --call-duration must not be negative")
+    if args.calls_per_second > 1000:
+        raise CLIError("--calls-per-second: at most 1000")
     stopped = threading.Event()
 
     def on_term(signum: int, frame: Optional[FrameType]) -> None:
@@ -69,11 +81,14 @@ def run_fake_server(ctx: Context) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         server = FakeAMIServer(users=users, host=args.bind, port=args.listen_port, call_duration=args.call_duration)
+        with _listening(args.bind, args.listen_port):
+            server.start()
         with server:
             http = FakeAJAMServer(server, host=args.bind, port=args.http_port) if args.http_port is not None else None
             try:
                 if http is not None:
-                    http.start()
+                    with _listening(args.bind, args.http_port):
+                        http.start()
                 who = ", ".join(sorted(users)) if args.users else "admin, secret: secret"
                 ctx.out.write(f"Fake Asterisk manager listening on {args.bind}:{server.port} (users: {who})\n")
                 if http is not None:

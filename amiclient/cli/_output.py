@@ -3,12 +3,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
 from ..packet import Packet
 
-__all__ = ["Style", "packet_json", "packet_text", "table", "use_colour"]
+__all__ = ["Style", "is_tty", "packet_json", "packet_text", "safe_text", "table", "use_colour"]
+
+# C0 controls but TAB (and LF in free text), DEL, C1 controls (U+009B is a CSI on many terminals).
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LF = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def safe_text(text: str, newlines: bool = False) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (LF kept with ``newlines``): a value from
+    the server (a caller ID name, a DB value) must not drive the operator's terminal."""
+    pattern = _CONTROLS_BUT_LF if newlines else _CONTROLS
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def use_colour(stream: TextIO, choice: str = "auto", environ: Optional[Mapping[str, str]] = None) -> bool:
@@ -18,8 +31,7 @@ def use_colour(stream: TextIO, choice: str = "auto", environ: Optional[Mapping[s
     env = os.environ if environ is None else environ
     if env.get("NO_COLOR") or env.get("TERM") == "dumb":
         return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    return is_tty(stream)
 
 
 class Style:
@@ -56,6 +68,7 @@ def packet_text(packet: Packet, style: Style) -> str:
     """``Key: Value`` lines (repeated headers included) and a blank line, like AMI itself."""
     lines = []
     for key, value in packet.items_all():
+        key, value = safe_text(key), safe_text(value)
         if key.lower() in ("event", "response"):
             bad = key.lower() == "response" and value.lower() in ("error", "failure")
             value = style.error(value) if bad else style.bold(value)
@@ -75,11 +88,13 @@ def packet_json(packet: Packet) -> str:
                 obj[key] = [previous, value]
         else:
             obj[key] = value
-    return json.dumps(obj, ensure_ascii=False)
+    # json escapes C0 controls; C1 ones (and DEL) are escaped too, so no terminal acts on them.
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style, width: Optional[int] = None) -> str:
     """Aligned columns; with ``width``, the widest columns are cut (``…``) to fit it."""
+    rows = [[safe_text(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -104,9 +119,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style, w
     return "\n".join(out) + "\n"
 
 
+def is_tty(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):
+        return False
+
+
 def terminal_width(stream: TextIO) -> Optional[int]:
     """The terminal's width when ``stream`` is a TTY, else None (no cutting)."""
-    isatty = getattr(stream, "isatty", None)
-    if not (isatty and isatty()):
+    if not is_tty(stream):
         return None
     return shutil.get_terminal_size((100, 24)).columns

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any, Callable, Dict
 
 __all__ = ["build_parser"]
@@ -28,14 +29,17 @@ _EXAMPLES: Dict[str, str] = {
   amiclient action Ping
   amiclient action DBGetTree Family=cidname
   amiclient action Originate Channel=PJSIP/100 Exten=200 Context=default Priority=1 Async=true
-  amiclient action Setvar Variable=FOO Value=bar --json""",
+  amiclient action Setvar Variable=FOO Value=bar --json
+  amiclient action Originate Channel=Local/100@default Application=Wait Data=5 \\
+      Variable=CALLERID(name)=Alice Variable=FOO=bar    # a repeated key repeats the header""",
     "command": """examples:
   amiclient command core show channels
   amiclient command "pjsip show endpoints\"""",
     "events": """examples:
   amiclient events                          # everything, until Ctrl-C
   amiclient events Hangup 'Queue*' --count 10
-  amiclient events Newchannel --filter Channel='PJSIP/100*' --json""",
+  amiclient events Newchannel --filter Channel='PJSIP/100*' --json
+  amiclient events Hangup --reconnect >> hangups.log   # follow across Asterisk restarts""",
     "ping": """examples:
   amiclient ping
   amiclient ping --count 5 --interval 0.2""",
@@ -55,6 +59,36 @@ _EXAMPLES: Dict[str, str] = {
 }
 
 
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not negative: {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0 (argparse type)."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535: {text!r}")
+    return value
+
+
 def _connection_options(defaults: Any) -> argparse.ArgumentParser:
     """Options accepted before and after the subcommand (``defaults``: None or SUPPRESS)."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -71,7 +105,7 @@ def _connection_options(defaults: Any) -> argparse.ArgumentParser:
     group.add_argument("--cafile", metavar="PEM", default=defaults,
                        help="verify the TLS/https server with these CA certificates (implies --tls)")
     group.add_argument("--url", default=defaults, help="AMI over HTTP: http(s)://host:8088/asterisk/")
-    group.add_argument("--timeout", type=float, default=defaults, help="seconds per action (default 10)")
+    group.add_argument("--timeout", type=_positive_seconds, default=defaults, help="seconds per action (default 10)")
     _display_options(parent, defaults)
     return parent
 
@@ -116,10 +150,12 @@ def build_parser(handlers: Dict[str, Callable[..., int]]) -> argparse.ArgumentPa
                         help="only events with this header value (glob; repeatable, all must match)")
     events.add_argument("--count", type=int, default=0, metavar="N", help="stop after N events (default: never)")
     events.add_argument("--json", action="store_true", help="one JSON object per event")
+    events.add_argument("--reconnect", action="store_true",
+                        help="when the connection drops, reconnect and keep following (default: exit 3)")
 
     ping = add("ping", "measure the round-trip time of Ping")
     ping.add_argument("-c", "--count", type=int, default=1, metavar="N", help="how many pings (default 1)")
-    ping.add_argument("-i", "--interval", type=float, default=1.0, metavar="S", help="seconds between pings")
+    ping.add_argument("-i", "--interval", type=_seconds, default=1.0, metavar="S", help="seconds between pings")
     ping.add_argument("--json", action="store_true", help="one JSON object per ping")
 
     status = add("status", "list the active channels (CoreShowChannels)")
@@ -130,13 +166,13 @@ def build_parser(handlers: Dict[str, Callable[..., int]]) -> argparse.ArgumentPa
 
     fake = add("fake-server", "run the bundled fake Asterisk manager until Ctrl-C (for developing against)", remote=False)
     fake.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to listen on (default 127.0.0.1)")
-    fake.add_argument("--port", dest="listen_port", type=int, default=5038, metavar="PORT",
+    fake.add_argument("--port", dest="listen_port", type=_port, default=5038, metavar="PORT",
                       help="AMI port (default 5038; 0 picks a free one)")
     fake.add_argument("--users", nargs="+", metavar="NAME:SECRET", help="manager users (default admin:secret)")
-    fake.add_argument("--calls-per-second", type=float, default=0.0, metavar="N", help="simulate N calls per second")
-    fake.add_argument("--call-duration", type=float, default=3.0, metavar="S", help="seconds each simulated call lasts")
-    fake.add_argument("--http-port", type=int, default=None, metavar="PORT", help="also serve AJAM over HTTP here")
+    fake.add_argument("--calls-per-second", type=_seconds, default=0.0, metavar="N", help="simulate N calls per second")
+    fake.add_argument("--call-duration", type=_seconds, default=3.0, metavar="S", help="seconds each simulated call lasts")
+    fake.add_argument("--http-port", type=_port, default=None, metavar="PORT", help="also serve AJAM over HTTP here")
 
     demo = add("demo", "a tour against a fake Asterisk started in-process", remote=False)
-    demo.add_argument("--duration", type=float, default=0.0, metavar="S", help="then simulate calls for S seconds")
+    demo.add_argument("--duration", type=_seconds, default=0.0, metavar="S", help="then simulate calls for S seconds")
     return parser
