@@ -34,17 +34,17 @@ def clean_env(tmp_path: Path, **extra: str) -> Dict[str, str]:
     return env
 
 
-def cli(env: Dict[str, str], *args: str, timeout: float = 20.0) -> "subprocess.CompletedProcess[str]":
+def cli(env: Dict[str, str], *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "amiclient", *args], env=env, cwd=str(ROOT),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
-def popen(env: Dict[str, str], *args: str) -> "subprocess.Popen[str]":
+def popen(env: Dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "amiclient", *args], env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def assert_clean_error(result: "subprocess.CompletedProcess[str]", code: int) -> str:
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int) -> str:
     """Exit ``code``, one ``amiclient:`` line on stderr, no traceback, no secret."""
     assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr

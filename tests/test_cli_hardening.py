@@ -23,7 +23,7 @@ import pytest
 
 from amiclient._settings import SettingsError, resolve
 from amiclient.cli import main
-from amiclient.testing import Fault, FakeAMIServer
+from amiclient.testing import FakeAMIServer, Fault
 from amiclient.testing._wire import Packet, build_response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def env(tmp_path: Path, server: FakeAMIServer, monkeypatch: pytest.MonkeyPatch) 
     return dict(os.environ)
 
 
-def run(*args: str, out: "io.TextIOBase | None" = None) -> Tuple[int, str, str]:
+def run(*args: str, out: io.TextIOBase | None = None) -> Tuple[int, str, str]:
     stdout = out if out is not None else io.StringIO()
     err = io.StringIO()
     code = main(list(args), stdout, err)  # type: ignore[arg-type]
@@ -57,7 +57,7 @@ def run(*args: str, out: "io.TextIOBase | None" = None) -> Tuple[int, str, str]:
 
 
 @contextlib.contextmanager
-def popen(env: Dict[str, str], *args: str) -> Iterator["subprocess.Popen[str]"]:
+def popen(env: Dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
     """The CLI as a subprocess, killed after 30 s so that a blocking read cannot hang the test run."""
     environ = {**env, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "amiclient", *args], env=environ, cwd=str(ROOT),

@@ -115,7 +115,7 @@ def test_secret_file_is_read_and_must_be_private(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the same rules, end to end
 
 
-def _cli(tmp_path: Path, *args: str, **env: str) -> "subprocess.CompletedProcess[str]":
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
                "XDG_CONFIG_HOME": str(tmp_path / "config"), **env}
     return subprocess.run([sys.executable, "-m", "amiclient", *args], env=environ, cwd=str(ROOT),

@@ -37,7 +37,7 @@ def test_tls_verifies_the_server_with_the_given_ca_file(certificate: Tuple[Path,
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
                "XDG_CONFIG_HOME": str(tmp_path), "AMI_SECRET": "pw", "AMI_PORT": str(front.port)}
 
-        def run(*args: str) -> "subprocess.CompletedProcess[str]":
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([sys.executable, "-m", "amiclient", *args], env=env, cwd=str(ROOT),
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
 

@@ -431,7 +431,7 @@ def test_futures_work_with_the_concurrent_futures_api(server: FakeAMIServer, cli
     callback_results: List[str] = []
     called = threading.Event()
 
-    def on_done(future: "concurrent.futures.Future[Response]") -> None:
+    def on_done(future: concurrent.futures.Future[Response]) -> None:
         callback_results.append(future.result()["Ping"])  # result() inside a done-callback must not block
         called.set()
 

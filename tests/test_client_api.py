@@ -166,7 +166,7 @@ def test_done_callbacks_run_off_the_internal_threads(any_client: Harness) -> Non
     names: Recorder[str] = Recorder()
     results: Recorder[Response] = Recorder()
 
-    def callback(future: "concurrent.futures.Future[Response]") -> None:
+    def callback(future: concurrent.futures.Future[Response]) -> None:
         names(threading.current_thread().name)
         results(client.action("Ping"))  # calling back into the client works
 

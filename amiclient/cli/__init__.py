@@ -15,7 +15,6 @@ clean logoff).  The secret never appears in any output.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re

@@ -7,7 +7,16 @@ from typing import Dict, List, Optional
 
 from ..packet import Packet, Response
 from ._connect import (
-    EXIT_ACTION, Client, CLIError, Context, ami_version, check_action, header_secrets, open_client, parse_headers, request,
+    EXIT_ACTION,
+    Client,
+    CLIError,
+    Context,
+    ami_version,
+    check_action,
+    header_secrets,
+    open_client,
+    parse_headers,
+    request,
 )
 from ._output import is_tty, packet_json, packet_text, safe_text, table, terminal_width
 

@@ -45,7 +45,7 @@ class _Traffic:
             self.server.simulate_call(f"PJSIP/{1000 + n % 50}", exten="100", application="Dial",
                                       data=f"PJSIP/{2000 + n % 50},30", hold=False)
 
-    def __enter__(self) -> "_Traffic":
+    def __enter__(self) -> _Traffic:
         self.thread.start()
         return self
 
