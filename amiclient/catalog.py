@@ -315,7 +315,7 @@ def _convert(action: str, param: Param, value: object) -> HeaderValue:
     if kind == "e":
         if value not in param.choices:
             raise _bad(action, param, value, "one of " + ", ".join(repr(c) for c in param.choices))
-        return value
+        return str(value)
     if kind == "v":
         if isinstance(value, Mapping):
             return {str(k): v for k, v in value.items()}
