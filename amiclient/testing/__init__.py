@@ -13,10 +13,10 @@ The fakes use the standard library (and ``typing_extensions``) only and
 share no code with the client, so a client bug cannot hide in them.
 """
 
-from ._actions import ActionSpec, Handler, HandlerResult
 from ._calls import Channel
 from ._events import CLASSES, Event, EventFilter, FilterError
 from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
+from ._handlers import ActionSpec, Handler, HandlerResult
 from ._http import FakeAJAMServer
 from ._queues import Queue, QueueCaller, QueueMember
 from ._recorder import Recorder
