@@ -5,7 +5,9 @@ with ``legacy=True``): login (plain and MD5), events with masks and filters,
 Command, AstDB, variables, UserEvent, simulated calls (Originate, Hangup,
 Redirect, Status, CoreShowChannels), queues (``server.queues``: QueueStatus,
 QueueSummary, QueueAdd, QueuePause, QueueRemove), custom handlers, and
-injectable faults (``Fault``).  ``ReplayServer`` plays a recorded session back byte for byte.
+injectable faults (``Fault``).  It is ``ServerCore`` (sockets, sessions, login,
+events, faults, the handler registry) with every action family registered
+(``register_actions``).  ``ReplayServer`` plays a recorded session back byte for byte.
 ``FakeAJAMServer`` serves a fake over HTTP, ``TLSFront`` over TLS, and
 ``Recorder`` is a callback that tests can wait on.
 
@@ -13,10 +15,11 @@ The fakes use the standard library (and ``typing_extensions``) only and
 share no code with the client, so a client bug cannot hide in them.
 """
 
-from ._actions import ActionSpec, Handler, HandlerResult
 from ._calls import Channel
+from ._core import ServerCore
 from ._events import CLASSES, Event, EventFilter, FilterError
 from ._faults import DEFAULT_GARBAGE, Fault, FaultSpec
+from ._handlers import ActionSpec, Handler, HandlerResult
 from ._http import FakeAJAMServer
 from ._queues import Queue, QueueCaller, QueueMember
 from ._recorder import Recorder
@@ -47,6 +50,7 @@ __all__ = [
     "QueueMember",
     "Recorder",
     "ReplayServer",
+    "ServerCore",
     "Session",
     "TLSFront",
     "User",

@@ -12,18 +12,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 from . import _appargs
 from ._events import CLASSES, Event
+from ._handlers import ActionTable, HandlerResult, ServerHost
+from ._session import Session
 from ._wire import Packet, build_response, encode_packet
 
-if TYPE_CHECKING:
-    from ._actions import Handler, HandlerResult
-    from ._server import FakeAMIServer
-    from ._session import Session
-
-__all__ = ["CALL_ACTIONS", "CallSimulator", "Channel", "OriginateRequest"]
+__all__ = ["CALL_ACTIONS", "CallHost", "CallSimulator", "Channel", "OriginateRequest"]
 
 _CALL = dict(CLASSES)["call"]
 Pairs = List[Tuple[str, Optional[str]]]
@@ -126,10 +123,17 @@ def parse_variables(values: Sequence[str]) -> Dict[str, str]:
 
 
 class CallSimulator:
-    """The registry of live channels and the call state machine."""
+    """The registry of live channels and the call state machine.
 
-    def __init__(self, server: "FakeAMIServer") -> None:
+    Other families plug in: ``gone_hooks`` run (in order) before a channel's
+    Hangup event, and ``bridge_lookup(name)`` gives a channel's bridge id
+    for CoreShowChannels (``""``: none).
+    """
+
+    def __init__(self, server: ServerHost) -> None:
         self._server = server
+        self.gone_hooks: List[Callable[[Channel], None]] = []
+        self.bridge_lookup: Callable[[str], str] = lambda name: ""
         self._lock = threading.RLock()
         self._channels: Dict[str, Channel] = {}
         self._seq = itertools.count()
@@ -260,7 +264,8 @@ class CallSimulator:
 
     def _hangup(self, chan: Channel, cause: int, partner: bool = True) -> None:
         if chan.name in self._channels:
-            self._server.switch.channel_gone(chan)  # leaves its bridge and queues first
+            for hook in list(self.gone_hooks):  # e.g. it leaves its bridge and queues first
+                hook(chan)
         with self._lock:
             if self._channels.pop(chan.name, None) is None:
                 return
@@ -294,13 +299,30 @@ class CallSimulator:
 # -- actions ----------------------------------------------------------------------
 
 
+class CallHost(ServerHost, Protocol):
+    """The server state the call actions use."""
+
+    hold_calls: bool
+    call_duration: float
+    originate_delay: float
+
+    @property
+    def calls(self) -> CallSimulator: ...
+
+    def originate_reason(self, channel: str) -> int: ...
+
+
+def _srv(s: Session) -> CallHost:
+    return cast(CallHost, s.server)
+
+
 def _error(p: Packet, message: str) -> Pairs:
     return build_response(p, message, "Error")
 
 
-def act_originate(s: "Session", p: Packet) -> "HandlerResult":
+def act_originate(s: Session, p: Packet) -> HandlerResult:
     """Originate: validate, then simulate the call (sync or Async)."""
-    srv = s.server
+    srv = _srv(s)
     channel = p.get("Channel", "")
     if not channel:
         return _error(p, "Channel not specified")
@@ -340,9 +362,9 @@ def act_originate(s: "Session", p: Packet) -> "HandlerResult":
     return build_response(p, "Originate successfully queued")
 
 
-def act_hangup(s: "Session", p: Packet) -> "HandlerResult":
+def act_hangup(s: Session, p: Packet) -> HandlerResult:
     """Hangup: one channel by name, or a ``/regex/`` list."""
-    calls = s.server.calls
+    calls = _srv(s).calls
     name = p.get("Channel", "")
     cause_text = p.get("Cause", "")
     cause = int(cause_text) if cause_text.isdigit() and int(cause_text) <= 127 else 0
@@ -375,9 +397,9 @@ def _priority(text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def act_redirect(s: "Session", p: Packet) -> "HandlerResult":
+def act_redirect(s: Session, p: Packet) -> HandlerResult:
     """Redirect: send a channel (and an ``ExtraChannel``) to another extension."""
-    calls = s.server.calls
+    calls = _srv(s).calls
     name, extra = p.get("Channel", ""), p.get("ExtraChannel", "")
     context, exten, priority = p.get("Context", ""), p.get("Exten", ""), p.get("Priority", "")
     for value, what in ((name, "Channel"), (context, "Context"), (exten, "Exten"), (priority, "Priority")):
@@ -421,9 +443,9 @@ def _list_complete(p: Packet, event: str, count: int) -> Pairs:
             ("ListItems", str(count))]
 
 
-def act_coreshowchannels(s: "Session", p: Packet) -> "HandlerResult":
+def act_coreshowchannels(s: Session, p: Packet) -> HandlerResult:
     """CoreShowChannels: the live channels."""
-    chans = list(s.server.calls.snapshot().values())
+    chans = list(_srv(s).calls.snapshot().values())
     packets: List[Pairs] = [_list_start(p, "Channels will follow")]
     for c in chans:
         dur = c.seconds
@@ -431,16 +453,16 @@ def act_coreshowchannels(s: "Session", p: Packet) -> "HandlerResult":
             [("Event", "CoreShowChannel"), ("ActionID", p.action_id)] + c.block() + [
                 ("Application", c.application), ("ApplicationData", c.data),
                 ("Duration", "%02d:%02d:%02d" % (dur // 3600, dur // 60 % 60, dur % 60)),
-                ("BridgeId", s.server.switch.bridge_of(c.name)),
+                ("BridgeId", _srv(s).calls.bridge_lookup(c.name)),
             ]
         )
     packets.append(_list_complete(p, "CoreShowChannelsComplete", len(chans)))
     return packets
 
 
-def act_status(s: "Session", p: Packet) -> "HandlerResult":
+def act_status(s: Session, p: Packet) -> HandlerResult:
     """Status: all live channels, or one."""
-    srv = s.server
+    srv = _srv(s)
     name = p.get("Channel", "")
     if name:
         found = srv.calls.find(name)
@@ -468,7 +490,7 @@ def act_status(s: "Session", p: Packet) -> "HandlerResult":
     return packets
 
 
-CALL_ACTIONS: List[Tuple[str, "Handler", str, str]] = [
+CALL_ACTIONS: ActionTable = [
     ("Originate", act_originate, "originate", "Originate a call."),
     ("Hangup", act_hangup, "system,call", "Hangup channel."),
     ("Redirect", act_redirect, "call", "Redirect (transfer) a call."),

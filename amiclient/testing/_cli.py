@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Tuple
+from typing import Callable, Dict, Protocol, Tuple, Union, cast
 
-from ._cli_database import database_cli
+from ._calls import CallSimulator
+from ._cli_database import DatabaseHost, database_cli
+from ._handlers import ActionTable, HandlerResult
+from ._session import Session
 from ._wire import Packet, build_response
 
-if TYPE_CHECKING:
-    from ._actions import HandlerResult
-    from ._server import FakeAMIServer
-    from ._session import Session
+__all__ = ["CLI_ACTIONS", "CliHost", "act_command", "format_uptime", "run_cli"]
 
-__all__ = ["act_command", "format_uptime", "run_cli"]
+
+class CliHost(DatabaseHost, Protocol):
+    """The server state the CLI uses."""
+
+    command_outputs: Dict[str, Union[str, Callable[[str], str]]]
+    asterisk_version: str
+    started_at: float
+
+    @property
+    def legacy(self) -> bool: ...
+
+    @property
+    def calls(self) -> CallSimulator: ...
+
+    def run_cli(self, command: str) -> Tuple[str, bool]: ...
 
 _UNITS = (("year", 31536000), ("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60))
 
@@ -34,7 +48,7 @@ def _plural(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def _show_channels(server: "FakeAMIServer") -> str:
+def _show_channels(server: CliHost) -> str:
     chans = list(server.calls.snapshot().values())
     fmt = "%-20.20s %-20.20s %-7.7s %-30.30s"
     lines = [fmt % ("Channel", "Location", "State", "Application(Data)")]
@@ -48,7 +62,7 @@ def _show_channels(server: "FakeAMIServer") -> str:
     return "\n".join(lines)
 
 
-def run_cli(server: "FakeAMIServer", command: str) -> Tuple[str, bool]:
+def run_cli(server: CliHost, command: str) -> Tuple[str, bool]:
     """The output of a CLI command (``server.command_outputs`` first) and whether it exists."""
     norm = " ".join(command.split()).lower()
     for key, value in list(server.command_outputs.items()):
@@ -73,9 +87,9 @@ def run_cli(server: "FakeAMIServer", command: str) -> Tuple[str, bool]:
 _BLACKLIST = (("module", "load"), ("module", "unload"), ("restart", "gracefully"))
 
 
-def act_command(s: "Session", p: Packet) -> "HandlerResult":
+def act_command(s: Session, p: Packet) -> HandlerResult:
     """Command: scripted CLI output, in the 14+ or the ≤13 (legacy) format."""
-    srv = s.server
+    srv = cast(CliHost, s.server)
     command = p.get("Command", "")
     if not command:
         return build_response(p, "No command provided", "Error")
@@ -95,3 +109,8 @@ def act_command(s: "Session", p: Packet) -> "HandlerResult":
     pairs = build_response(p, "Command output follows", "Success" if ok else "Error")
     pairs.extend(("Output", line) for line in output.split("\n"))
     return pairs
+
+
+CLI_ACTIONS: ActionTable = [
+    ("Command", act_command, "command", "Execute Asterisk CLI Command."),
+]

@@ -6,14 +6,21 @@ backslash escapes), so a client quoting family and key can be checked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+import threading
+from typing import Dict, Optional, Protocol, Tuple
 
 from ._appargs import parse_cli_args
 
-if TYPE_CHECKING:
-    from ._server import FakeAMIServer
+__all__ = ["DatabaseHost", "database_cli"]
 
-__all__ = ["database_cli"]
+
+class DatabaseHost(Protocol):
+    """The server state the ``database`` commands use."""
+
+    db: Dict[Tuple[str, str], str]
+
+    @property
+    def lock(self) -> threading.RLock: ...
 
 _USAGE = {
     "put": "Usage: database put <family> <key> <value>",
@@ -24,7 +31,7 @@ _USAGE = {
 }
 
 
-def database_cli(server: "FakeAMIServer", command: str) -> Optional[Tuple[str, bool]]:
+def database_cli(server: DatabaseHost, command: str) -> Optional[Tuple[str, bool]]:
     """The output of a ``database ...`` command, or None if ``command`` is not one."""
     words = parse_cli_args(command)
     if len(words) < 2 or words[0].lower() != "database" or words[1].lower() not in _USAGE:

@@ -13,15 +13,16 @@ every edit succeeded, with Asterisk's messages
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+import threading
+from typing import Dict, List, Optional, Protocol, Set, Tuple, cast
 
+from ._handlers import ActionTable, HandlerResult
+from ._session import Session
 from ._wire import Packet, build_response
 
-if TYPE_CHECKING:
-    from ._actions import Handler, HandlerResult
-    from ._session import Session
-
-__all__ = ["AVAILABLE_MODULES", "CONFIG_ACTIONS", "Category", "ConfigFile", "DEFAULT_MODULES", "default_config"]
+__all__ = [
+    "AVAILABLE_MODULES", "CONFIG_ACTIONS", "Category", "ConfigFile", "ConfigHost", "DEFAULT_MODULES", "default_config",
+]
 
 Category = List[object]  # [name: str, lines: List[Tuple[str, str]]]
 ConfigFile = List[Category]
@@ -33,6 +34,20 @@ AVAILABLE_MODULES = DEFAULT_MODULES | {"res_parking.so", "app_agent_pool.so", "c
 _NO_RELOAD = frozenset(("app_dial.so",))
 
 
+class ConfigHost(Protocol):
+    """The server state the configuration actions use."""
+
+    config_files: Dict[str, ConfigFile]
+    modules: Set[str]
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+
+def _srv(s: Session) -> ConfigHost:
+    return cast(ConfigHost, s.server)
+
+
 def _error(p: Packet, message: str) -> Pairs:
     return build_response(p, message, "Error")
 
@@ -41,14 +56,14 @@ def _lines(category: Category) -> List[Tuple[str, str]]:
     return category[1]  # type: ignore[return-value]
 
 
-def act_getconfig(s: "Session", p: Packet) -> "HandlerResult":
+def act_getconfig(s: Session, p: Packet) -> HandlerResult:
     """GetConfig: ``Category-NNNNNN`` and ``Line-NNNNNN-NNNNNN: var=value`` headers."""
     filename, wanted = p.get("Filename", ""), p.get("Category", "")
     if not filename:
         return _error(p, "Filename not specified")
     if filename.startswith("/") or ".." in filename.split("/"):
         return _error(p, "File requires escalated privileges")
-    srv = s.server
+    srv = _srv(s)
     with srv.lock:
         config = copy.deepcopy(srv.config_files.get(filename))
     if config is None:
@@ -131,12 +146,12 @@ def _apply(config: ConfigFile, p: Packet, index: int) -> bool:
     return True
 
 
-def act_updateconfig(s: "Session", p: Packet) -> "HandlerResult":
+def act_updateconfig(s: Session, p: Packet) -> HandlerResult:
     """UpdateConfig: numbered edits on a copy, saved only if all of them succeed."""
     source, dest = p.get("SrcFilename", ""), p.get("DstFilename", "")
     if not source or not dest:
         return _error(p, "Filename not specified")
-    srv = s.server
+    srv = _srv(s)
     with srv.lock:
         original = srv.config_files.get(source)
         if original is None:
@@ -156,10 +171,10 @@ def _module_name(name: str) -> str:
     return name if name.endswith(".so") else name + ".so"
 
 
-def act_reload(s: "Session", p: Packet) -> "HandlerResult":
+def act_reload(s: Session, p: Packet) -> HandlerResult:
     """Reload: one module (must be loaded and reloadable) or all."""
     module = p.get("Module", "")
-    srv = s.server
+    srv = _srv(s)
     if module:
         name = _module_name(module)
         with srv.lock:
@@ -170,22 +185,23 @@ def act_reload(s: "Session", p: Packet) -> "HandlerResult":
     return build_response(p, "Module Reloaded")
 
 
-def act_modulecheck(s: "Session", p: Packet) -> "HandlerResult":
+def act_modulecheck(s: Session, p: Packet) -> HandlerResult:
     """ModuleCheck: Success if the module is loaded."""
     module = p.get("Module", "")
     if not module:
         return _error(p, "Module not specified")
-    with s.server.lock:
-        loaded = _module_name(module) in s.server.modules
+    srv = _srv(s)
+    with srv.lock:
+        loaded = _module_name(module) in srv.modules
     if not loaded:
         return _error(p, "Module not loaded")
     return [("Response", "Success"), ("ActionID", p.action_id)]
 
 
-def act_moduleload(s: "Session", p: Packet) -> "HandlerResult":
+def act_moduleload(s: Session, p: Packet) -> HandlerResult:
     """ModuleLoad: load, unload or reload."""
     module, load_type = p.get("Module", ""), p.get("LoadType", "").lower()
-    srv = s.server
+    srv = _srv(s)
     name = _module_name(module) if module else ""
     with srv.lock:
         if load_type == "load":
@@ -209,7 +225,7 @@ def act_moduleload(s: "Session", p: Packet) -> "HandlerResult":
     return _error(p, "Incomplete ModuleLoad action.")
 
 
-CONFIG_ACTIONS: List[Tuple[str, "Handler", str, str]] = [
+CONFIG_ACTIONS: ActionTable = [
     ("GetConfig", act_getconfig, "system,config", "Retrieve configuration."),
     ("UpdateConfig", act_updateconfig, "config", "Update basic configuration."),
     ("Reload", act_reload, "system,config", "Send a reload event."),

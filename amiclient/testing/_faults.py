@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import threading
-from dataclasses import dataclass, replace as dc_replace
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from typing import Dict, FrozenSet, Iterator, Optional
 
 from typing_extensions import TypedDict, Unpack

@@ -105,7 +105,7 @@ class FakeAJAMServer:
 
     def __init__(
         self,
-        ami: "FakeAMIServer",
+        ami: FakeAMIServer,
         host: str = "127.0.0.1",
         port: int = 0,
         prefix: str = "asterisk",
@@ -140,7 +140,7 @@ class FakeAJAMServer:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> "FakeAJAMServer":
+    def start(self) -> FakeAJAMServer:
         """Start listening (no-op if running); return ``self``."""
         with self._lock:
             if self._httpd is not None:
@@ -182,7 +182,7 @@ class FakeAJAMServer:
         for session in sessions:
             session.destroy()
 
-    def __enter__(self) -> "FakeAJAMServer":
+    def __enter__(self) -> FakeAJAMServer:
         return self.start()
 
     def __exit__(

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
-from ._actions import Handler, HandlerResult, list_complete, list_item, list_start
+from ._calls import CallSimulator, Channel
 from ._events import CLASSES, Event
-from ._queues import QueueCaller
+from ._handlers import ActionTable, HandlerResult, ServerHost, list_complete, list_item, list_start
+from ._queues import Queue, QueueCaller
+from ._session import Session
 from ._wire import Packet, build_response, encode_packet
 
-if TYPE_CHECKING:
-    from ._calls import Channel
-    from ._server import FakeAMIServer
-    from ._session import Session
-
-__all__ = ["SwitchModel", "MODEL_ACTIONS", "EXTENSION_STATES"]
+__all__ = ["SwitchModel", "ModelHost", "MODEL_ACTIONS", "EXTENSION_STATES"]
 
 Pairs = List[Tuple[str, Optional[str]]]
 _BIT = dict(CLASSES)
@@ -46,7 +43,7 @@ class SwitchModel:
     the order they entered.
     """
 
-    def __init__(self, server: "FakeAMIServer") -> None:
+    def __init__(self, server: ModelHost) -> None:
         self._server = server
         self.bridges: Dict[str, List[str]] = {}
         self._ids = itertools.count(1)
@@ -104,7 +101,7 @@ class SwitchModel:
                            + self._bridge_block(bid, len(self.bridges[bid])) + chan.block())
         return bid
 
-    def _leave(self, chan: "Channel") -> None:
+    def _leave(self, chan: Channel) -> None:
         for bid, names in list(self.bridges.items()):
             if chan.name in names:
                 names.remove(chan.name)
@@ -166,7 +163,7 @@ class SwitchModel:
                                           ("Count", str(len(q.callers)))], _BIT["agent"])
         return left
 
-    def channel_gone(self, chan: "Channel") -> None:
+    def channel_gone(self, chan: Channel) -> None:
         """Before a channel's Hangup: it abandons its queues and leaves its bridge."""
         with self._server.lock:
             self.queue_leave(chan.name, abandon=True)
@@ -209,20 +206,38 @@ class SwitchModel:
 # -- actions ---------------------------------------------------------------------------
 
 
-def act_bridgelist(s: "Session", p: Packet) -> HandlerResult:
+class ModelHost(ServerHost, Protocol):
+    """The server state the switch model uses."""
+
+    queues: Dict[str, Queue]
+    device_states: Dict[str, str]
+    hints: Dict[Tuple[str, str], Tuple[str, int]]
+
+    @property
+    def calls(self) -> CallSimulator: ...
+
+    @property
+    def switch(self) -> SwitchModel: ...
+
+
+def _srv(s: Session) -> ModelHost:
+    return cast(ModelHost, s.server)
+
+
+def act_bridgelist(s: Session, p: Packet) -> HandlerResult:
     """BridgeList: a BridgeListItem per bridge."""
-    with s.server.lock:
-        bridges = [(bid, len(names)) for bid, names in s.server.switch.bridges.items()]
+    with _srv(s).lock:
+        bridges = [(bid, len(names)) for bid, names in _srv(s).switch.bridges.items()]
     items = [list_item(p, "BridgeListItem", SwitchModel._bridge_block(bid, n), id_first=True) for bid, n in bridges]
     return [list_start(p, "Bridge listing will follow")] + items + [list_complete(p, "BridgeListComplete", len(items))]
 
 
-def act_bridgeinfo(s: "Session", p: Packet) -> HandlerResult:
+def act_bridgeinfo(s: Session, p: Packet) -> HandlerResult:
     """BridgeInfo: a BridgeInfoChannel per channel, the bridge's fields on the completion event."""
     bid = p.get("BridgeUniqueid", "")
     if not bid:
         return build_response(p, "Bridge identifier not provided", "Error")
-    srv = s.server
+    srv = _srv(s)
     with srv.lock:
         names = srv.switch.bridges.get(bid)
         if names is None:
@@ -234,19 +249,19 @@ def act_bridgeinfo(s: "Session", p: Packet) -> HandlerResult:
     return [list_start(p, "Bridge channel listing will follow")] + items + [complete]
 
 
-def act_devicestatelist(s: "Session", p: Packet) -> HandlerResult:
+def act_devicestatelist(s: Session, p: Packet) -> HandlerResult:
     """DeviceStateList: a DeviceStateChange item per cached device state."""
-    with s.server.lock:
-        states = list(s.server.device_states.items())
+    with _srv(s).lock:
+        states = list(_srv(s).device_states.items())
     items = [list_item(p, "DeviceStateChange", [("Device", d), ("State", st)], id_first=True) for d, st in states]
     return [list_start(p, "Device State Changes will follow")] + items + [
         list_complete(p, "DeviceStateListComplete", len(items))]
 
 
-def act_extensionstatelist(s: "Session", p: Packet) -> HandlerResult:
+def act_extensionstatelist(s: Session, p: Packet) -> HandlerResult:
     """ExtensionStateList: an ExtensionStatus item per hint."""
-    with s.server.lock:
-        hints = list(s.server.hints.items())
+    with _srv(s).lock:
+        hints = list(_srv(s).hints.items())
     items = [list_item(p, "ExtensionStatus", [
         ("Exten", exten), ("Context", context), ("Hint", hint), ("Status", str(status)),
         ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
@@ -255,7 +270,7 @@ def act_extensionstatelist(s: "Session", p: Packet) -> HandlerResult:
         list_complete(p, "ExtensionStateListComplete", len(items))]
 
 
-MODEL_ACTIONS: List[Tuple[str, Handler, str, str]] = [
+MODEL_ACTIONS: ActionTable = [
     ("BridgeList", act_bridgelist, "reporting", "Get a list of bridges in the system."),
     ("BridgeInfo", act_bridgeinfo, "reporting", "Get information about a bridge."),
     ("DeviceStateList", act_devicestatelist, "call,reporting", "List the current known device states."),

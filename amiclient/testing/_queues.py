@@ -12,17 +12,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
-from ._actions import Handler, HandlerResult, list_complete, list_item, list_start
 from ._events import CLASSES, Event
+from ._handlers import ActionTable, HandlerResult, ServerHost, list_complete, list_item, list_start
+from ._session import Session
 from ._wire import Packet, build_response, encode_packet
 
-if TYPE_CHECKING:
-    from ._server import FakeAMIServer
-    from ._session import Session
-
-__all__ = ["QUEUE_ACTIONS", "Queue", "QueueCaller", "QueueMember"]
+__all__ = ["QUEUE_ACTIONS", "Queue", "QueueCaller", "QueueHost", "QueueMember"]
 
 _BIT = dict(CLASSES)
 _TRUE = frozenset(("yes", "true", "y", "t", "1", "on"))
@@ -159,7 +156,18 @@ class Queue:
         return pairs + [("Weight", str(self.weight))]
 
 
-def _find_queue(server: "FakeAMIServer", name: str) -> Optional[Queue]:
+class QueueHost(ServerHost, Protocol):
+    """The server state the queue actions use."""
+
+    queues: Dict[str, Queue]
+    device_states: Dict[str, str]
+
+
+def _srv(s: Session) -> QueueHost:
+    return cast(QueueHost, s.server)
+
+
+def _find_queue(server: QueueHost, name: str) -> Optional[Queue]:
     low = name.lower()
     return next((q for key, q in server.queues.items() if key.lower() == low), None)
 
@@ -171,7 +179,7 @@ def _error(p: Packet, message: str) -> Pairs:
 class _Emitter:
     """Collects a queue action's events; ``send()`` (under ``server.lock``) broadcasts them in order."""
 
-    def __init__(self, server: "FakeAMIServer") -> None:
+    def __init__(self, server: QueueHost) -> None:
         self.server = server
         self.events: List[Event] = []
 
@@ -212,9 +220,9 @@ class _Emitter:
 # -- actions ----------------------------------------------------------------------
 
 
-def act_queuestatus(s: "Session", p: Packet) -> HandlerResult:
+def act_queuestatus(s: Session, p: Packet) -> HandlerResult:
     """QueueStatus: QueueParams, QueueMember and QueueEntry items per queue."""
-    srv = s.server
+    srv = _srv(s)
     queue_filter, member_filter = p.get("Queue", ""), p.get("Member", "")
     items: List[Pairs] = []
     now = time.time()
@@ -241,9 +249,9 @@ def act_queuestatus(s: "Session", p: Packet) -> HandlerResult:
     return [list_start(p, "Queue status will follow")] + items + [complete]
 
 
-def act_queuesummary(s: "Session", p: Packet) -> HandlerResult:
+def act_queuesummary(s: Session, p: Packet) -> HandlerResult:
     """QueueSummary: member and caller counts per queue."""
-    srv = s.server
+    srv = _srv(s)
     queue_filter = p.get("Queue", "")
     items: List[Pairs] = []
     now = time.time()
@@ -270,9 +278,9 @@ def _int(text: str) -> int:
     return max(value, 0)
 
 
-def act_queueadd(s: "Session", p: Packet) -> HandlerResult:
+def act_queueadd(s: Session, p: Packet) -> HandlerResult:
     """QueueAdd: add a dynamic member (QueueMemberAdded + device states)."""
-    srv = s.server
+    srv = _srv(s)
     queue_name, interface = p.get("Queue", ""), p.get("Interface", "")
     if not queue_name:
         return _error(p, "'Queue' not specified.")
@@ -300,9 +308,9 @@ def act_queueadd(s: "Session", p: Packet) -> HandlerResult:
     return build_response(p, "Added interface to queue")
 
 
-def act_queueremove(s: "Session", p: Packet) -> HandlerResult:
+def act_queueremove(s: Session, p: Packet) -> HandlerResult:
     """QueueRemove: remove a dynamic member (QueueMemberRemoved + its pause device)."""
-    srv = s.server
+    srv = _srv(s)
     queue_name, interface = p.get("Queue", ""), p.get("Interface", "")
     if not queue_name or not interface:
         return _error(p, "Need 'Queue' and 'Interface' parameters.")
@@ -323,9 +331,9 @@ def act_queueremove(s: "Session", p: Packet) -> HandlerResult:
     return build_response(p, "Removed interface from queue")
 
 
-def act_queuepause(s: "Session", p: Packet) -> HandlerResult:
+def act_queuepause(s: Session, p: Packet) -> HandlerResult:
     """QueuePause: (un)pause a member in one queue, or in every queue it is in."""
-    srv = s.server
+    srv = _srv(s)
     interface, paused_text = p.get("Interface", ""), p.get("Paused", "")
     queue_name, reason = p.get("Queue", ""), p.get("Reason", "")
     if not interface or not paused_text:
@@ -353,7 +361,7 @@ def act_queuepause(s: "Session", p: Packet) -> HandlerResult:
     return build_response(p, "Interface paused successfully" if paused else "Interface unpaused successfully")
 
 
-QUEUE_ACTIONS: List[Tuple[str, Handler, str, str]] = [
+QUEUE_ACTIONS: ActionTable = [
     ("QueueStatus", act_queuestatus, "", "Show queue status."),
     ("QueueSummary", act_queuesummary, "", "Show queue summary."),
     ("QueueAdd", act_queueadd, "agent", "Add interface to queue."),

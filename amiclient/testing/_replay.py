@@ -32,7 +32,7 @@ Chunk = Mapping[str, str]
 
 
 def load_recording(
-    path: Union[str, "os.PathLike[str]"], name: Optional[str] = None
+    path: Union[str, os.PathLike[str]], name: Optional[str] = None
 ) -> List[Dict[str, str]]:
     """Load a JSON recording; ``name`` picks one list from a dict of lists."""
     with open(path, encoding="utf-8") as fh:
@@ -114,7 +114,7 @@ class ReplayServer:
         """``(host, port)``."""
         return (self.host, self.port)
 
-    def start(self) -> "ReplayServer":
+    def start(self) -> ReplayServer:
         """Start serving (no-op if started); return ``self``."""
         if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._run, name="ReplayServer", daemon=True)
@@ -138,7 +138,7 @@ class ReplayServer:
         for sock in (self._listener, self._wake_r, self._wake_w):
             sock.close()
 
-    def __enter__(self) -> "ReplayServer":
+    def __enter__(self) -> ReplayServer:
         return self.start()
 
     def __exit__(

@@ -17,22 +17,39 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Deque, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Deque, List, Optional, Protocol, Tuple
 
 from ._events import Event, EventFilter, EventSpec, filters_allow, make_event
-from ._faults import Fault, oversized_packet
-from ._wire import Packet, PacketParser, build_response, encode_packets
+from ._faults import Fault, FaultState, oversized_packet
+from ._wire import HandlerResult, Packet, PacketParser, build_response, encode_packets
 
-if TYPE_CHECKING:
-    from ._server import FakeAMIServer
-
-__all__ = ["Session"]
+__all__ = ["ActionSpec", "Handler", "Session", "SessionHost"]
 
 logger = logging.getLogger(__name__)
 
 _RECV_SIZE = 256 * 1024
 _MERGE_LIMIT = 1024 * 1024
 _Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+
+
+class SessionHost(Protocol):
+    """What a session needs from its server (``ServerCore`` provides it)."""
+
+    @property
+    def banner(self) -> bytes: ...
+
+    @property
+    def write_timeout(self) -> Optional[float]: ...
+
+    @property
+    def faults_state(self) -> FaultState: ...
+
+    def _record(self, packet: Packet) -> None: ...
+
+    def _dispatch(self, session: Session, packet: Packet) -> HandlerResult: ...
+
+    def _session_ended(self, session: Session) -> None: ...
 
 
 class _Chunk:
@@ -62,11 +79,12 @@ class Session:
 
     def __init__(
         self,
-        server: "FakeAMIServer",
+        server: SessionHost,
         sock: socket.socket,
         peer: Tuple[str, int],
         stalled: bool = False,
     ) -> None:
+        #: The server (a ``FakeAMIServer``); typed by the core's interface.
         self.server = server
         self.peer = peer
         self.stalled = stalled
@@ -422,3 +440,17 @@ class Session:
             head.pos += sent
             if head.pos >= len(head.data):
                 out.popleft()
+
+
+#: An action handler: ``handler(session, packet) -> HandlerResult``.
+Handler = Callable[[Session, Packet], HandlerResult]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A registered action: its name, handler, write authority and synopsis."""
+
+    name: str
+    handler: Handler
+    authority: int = 0
+    synopsis: str = "Custom action."

@@ -32,7 +32,7 @@ class TLSFront:
         self._stopping = False
         self._acceptor: Optional[threading.Thread] = None
 
-    def start(self) -> "TLSFront":
+    def start(self) -> TLSFront:
         """Start accepting (once)."""
         if self._acceptor is None:
             self._acceptor = threading.Thread(target=self._accept_loop, name="tls-front-accept")
@@ -56,7 +56,7 @@ class TLSFront:
         for thread in list(self._threads):
             thread.join(5)
 
-    def __enter__(self) -> "TLSFront":
+    def __enter__(self) -> TLSFront:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

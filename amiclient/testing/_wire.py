@@ -21,6 +21,7 @@ from typing import (
 __all__ = [
     "MAX_LINE",
     "MAX_LINES",
+    "HandlerResult",
     "Packet",
     "PacketLike",
     "PacketParser",
@@ -37,6 +38,8 @@ MAX_LINES = 128
 #: A server packet given by a caller: a mapping or a sequence of pairs.
 #: Pairs or entries whose value is ``None`` are left out.
 PacketLike = Union[Mapping[str, Optional[str]], Sequence[Tuple[str, Optional[str]]]]
+#: What an action handler returns: raw bytes, one packet, a list of packets, or None.
+HandlerResult = Union[bytes, str, PacketLike, Sequence[PacketLike], None]
 
 
 _BLANKS = "".join(chr(c) for c in range(33))
@@ -81,7 +84,7 @@ class Packet(Mapping[str, str]):
             self._index.setdefault(key.lower(), []).append(value)
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[Tuple[str, str]]) -> "Packet":
+    def from_pairs(cls, pairs: Sequence[Tuple[str, str]]) -> Packet:
         """Build a packet from ``(key, value)`` pairs (for tests and handlers)."""
         lines = ["%s: %s" % (k, v) for k, v in pairs]
         raw = _encode("".join(line + "\r\n" for line in lines) + "\r\n")
@@ -206,9 +209,7 @@ def _is_pair(item: object) -> bool:
     )
 
 
-def encode_packets(
-    result: Union[bytes, str, PacketLike, Sequence[PacketLike], None],
-) -> bytes:
+def encode_packets(result: HandlerResult) -> bytes:
     """Serialise a handler result: bytes, one packet, or a sequence of packets."""
     if result is None:
         return b""
