@@ -329,7 +329,10 @@ def test_cli_key_value_pairs_arrive_exactly_or_are_refused(server: FakeAMIServer
             code, _ = run_cli(server, "UserEvent", "UserEvent=x", *items)
             got = [p for p in server.received_actions[before:] if p.action.lower() == "userevent"]
             if code == 0:
-                expected = [(k.strip(), v) for k, v in (item.split("=", 1) for item in items)]  # the CLI strips keys
+                grouped: Dict[str, List[str]] = {}  # the CLI strips keys; a repeated key's values go out together
+                for key, value in (item.split("=", 1) for item in items):
+                    grouped.setdefault(key.strip(), []).append(value)
+                expected = [(k, v) for k, values in grouped.items() for v in values]
                 assert body(got[0]) == [("UserEvent", "x")] + expected
             else:
                 assert code == 2 and got == []
