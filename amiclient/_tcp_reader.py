@@ -79,6 +79,17 @@ class TcpLink:
         """Stop tracking an action whose caller gave up."""
         self.tracker.discard(action_id)
 
+    def await_answer(self, future: ActionFuture) -> None:
+        """Return when ``future`` is resolved or at its deadline; the caller may read the socket meanwhile.
+
+        Only an action in flight on this link leads (see
+        ``Connection.await_answer``); any other just waits.
+        """
+        if self.tracker.tracks(future):
+            self.conn.await_answer(future.done, future.wait_resolved, future.deadline)
+        else:
+            future.wait_resolved(None if future.deadline is None else max(0.0, future.deadline - time.monotonic()))
+
     def expire_due(self, now: float) -> None:
         """Fail the actions whose deadline has passed; plan the next look (reader thread)."""
         with self._timer_lock:
