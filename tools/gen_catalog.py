@@ -373,7 +373,7 @@ def render_family(family: str, actions: List[Action], versions: str) -> str:
         f'    """AMI actions of the {title} (generated)."""', "", source, ""])
 
 
-def render_init(families: List[str], count: int, versions: str) -> str:
+def render_actions(families: List[str], count: int, versions: str) -> str:
     imports = [f"from .{f} import {class_name(f)}" for f in families]
     bases = "".join(f"    {class_name(f)},\n" for f in families)
     return (HEADER.format(versions=versions)
@@ -383,6 +383,21 @@ def render_init(families: List[str], count: int, versions: str) -> str:
             + f'    """Every AMI action but {", ".join(MANAGED)} as a typed method ({count} methods).\n\n'
             + "    See :mod:`amiclient.catalog` for the naming rules, validation and version checks.\n"
             + '    """\n')
+
+
+def render_init(versions: str) -> str:
+    """The package: ``Actions`` is imported on first use, so validating an action loads none of the methods."""
+    return (HEADER.format(versions=versions)
+            + '"""The generated catalogue: ``Actions`` (``client.actions``), ``_data``, ``_headers``."""\n'
+            + "from typing import TYPE_CHECKING, Any\n\n"
+            + "if TYPE_CHECKING:\n"
+            + "    from ._actions import Actions\n\n"
+            + '__all__ = ["Actions"]\n\n\n'
+            + "def __getattr__(name: str) -> Any:\n"
+            + '    if name == "Actions":\n'
+            + "        from ._actions import Actions\n"
+            + "        return Actions\n"
+            + '    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n')
 
 
 def generate(catalog_dir: Path) -> Dict[str, str]:
@@ -398,7 +413,8 @@ def generate(catalog_dir: Path) -> Dict[str, str]:
     families = [f for f, _ in FAMILIES if any(a.family == f for a in public)]
     for family in families:
         files[f"{family}.py"] = render_family(family, [a for a in public if a.family == family], versions)
-    files["__init__.py"] = render_init(families, len(public), versions)
+    files["_actions.py"] = render_actions(families, len(public), versions)
+    files["__init__.py"] = render_init(versions)
     return files
 
 
