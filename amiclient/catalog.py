@@ -61,7 +61,10 @@ import logging
 import re
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union, cast
+from typing import (
+    TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union,
+    cast,
+)
 
 from ._protocol import HeaderValue
 from .exceptions import ActionError, AMIError, UnsupportedAction
@@ -174,6 +177,25 @@ def _check(lower: str) -> Optional[_Check]:
     if len(_checks) < 4096:  # unknown names are cached too, up to a bound
         _checks[lower] = check
     return check
+
+
+@functools.lru_cache(maxsize=None)
+def _names() -> FrozenSet[str]:
+    from ._generated._headers import NAMES
+
+    return frozenset(NAMES.split())
+
+
+def warn_unknown_event(spec: Union[None, str, Sequence[str], Set[str], FrozenSet[str]]) -> None:
+    """:func:`amiclient.events.warn_unknown`, without loading the full catalogue for known names."""
+    names = [spec] if isinstance(spec, str) else list(spec or ())
+    known = _names()
+    if all(not isinstance(n, str) or n.lower() in known or n.lower().endswith("complete") or any(c in n for c in "*?[")
+           for n in names):
+        return
+    from .events import warn_unknown  # a possible typo: find the closest name in the full catalogue
+
+    warn_unknown(names)
 
 
 def _family(header: str) -> bool:

@@ -609,6 +609,7 @@ def test_validation_table_matches_the_full_catalogue() -> None:
         assert check is not None and check.name == name and check.open == open_
         assert check.known == {p[0].lower(): p[0] for p in params if not p[0].endswith(("-000000", "(0)"))}
         assert check.required == tuple(p[0] for p in params if p[3])
+    assert catalog._names() == set(amievents._known())  # listener names: the same known names as amiclient.events
 
 
 def test_validation_does_not_load_the_whole_catalogue() -> None:
@@ -618,6 +619,7 @@ def test_validation_does_not_load_the_whole_catalogue() -> None:
             "assert check_action('Originate', {'Channel': 'x', 'Exten': 1, 'Bogus': 2}); "
             "assert check_action('UpdateConfig', {'Action-000001': 'x', 'SrcFilename': 'a', 'DstFilename': 'b', "
             "'Reload': 'y'}) == []; "
+            "from amiclient.catalog import warn_unknown_event; warn_unknown_event(['UserEvent', 'Queue*', 'dbgetcomplete']); "
             "print([m for m in ('amiclient._generated._data', 'amiclient._generated._actions') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -331,7 +331,7 @@ def render_data(c22: Dict[str, Any], c13: Dict[str, Any], actions: List[Action],
     return "\n".join(out)
 
 
-def render_headers(actions: List[Action], versions: str) -> str:
+def render_headers(actions: List[Action], events: Sequence[str], versions: str) -> str:
     """The headers of every action, compact: what validating an action needs, at a fraction of ``_data``'s memory."""
     out = [HEADER.format(versions=versions),
            '"""Every action\'s headers in one string each, for validation (generated; ``_data`` has the rest)."""',
@@ -341,7 +341,10 @@ def render_headers(actions: List[Action], versions: str) -> str:
     for a in actions:
         headers = ",".join(p.data()[0] + ("!" if p.data()[3] else "") for p in a.params)
         out.append(f"    {json.dumps(a.name.lower())}: {json.dumps(a.name + ('*' if a.open else '') + '|' + headers)},")
-    out += ["}", ""]
+    names = sorted({a.name.lower() for a in actions} | {e.lower() for e in events})
+    out += ["}", "", "#: every name a listener may sensibly ask for, lower-case: events, extra events, actions (list items)",
+            "NAMES = (", *(f'    "{chunk} "' for chunk in textwrap.wrap(" ".join(names), 100, break_long_words=False,
+                                                                     break_on_hyphens=False)), ")", ""]
     return "\n".join(out)
 
 
@@ -409,7 +412,8 @@ def generate(catalog_dir: Path) -> Dict[str, str]:
     methods = [a.method for a in public]
     if len(set(methods)) != len(methods):
         raise SystemExit("two actions map to one method name")
-    files = {"_data.py": render_data(c22, c13, actions, versions), "_headers.py": render_headers(actions, versions)}
+    files = {"_data.py": render_data(c22, c13, actions, versions), "_headers.py": render_headers(
+        actions, [*c22["events"], *c13["events"], *EXTRA_EVENTS], versions)}
     families = [f for f, _ in FAMILIES if any(a.family == f for a in public)]
     for family in families:
         files[f"{family}.py"] = render_family(family, [a for a in public if a.family == family], versions)
