@@ -3,6 +3,7 @@
 The path of a packet from the server::
 
     Connection.run()           (_connection.py)  reads bytes, frames packets
+      (or a caller waiting alone reads them: Connection.await_answer, _readright.py)
     -> TcpReader._on_packets   (this module)
     -> ActionTracker.route()   (_tracker.py)     matches responses to futures
     -> Dispatcher.put_events() (_listeners.py)   queues events for listeners
