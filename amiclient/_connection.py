@@ -14,6 +14,14 @@ leaves a partial packet on the wire, so it closes the connection.  A sender
 writing other threads' bytes stops at its own deadline and leaves the rest
 to the reader, which writes it whenever the socket has room; meanwhile new
 bytes queue behind it.
+
+Leader/follower reads (:meth:`Connection.await_answer`): a caller waiting
+for an answer while no other caller waits reads the socket itself (it
+*leads*) and hands what it reads to the same ``on_packets`` as the reader
+thread, which parks meanwhile; the reader keeps the socket whenever no
+caller leads.  One action then costs no thread wake-up, instead of two.
+At most one thread (the reader or one leader) holds the *read right* at a
+time, so the framer and the routing are never run concurrently.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_packet
+from ._readright import _TICK, RECV_SIZE, ReadRight
 from .exceptions import AMIConnectionError, AMIError, ConnectionLost, ProtocolError
 from .packet import Response
 
@@ -35,14 +44,13 @@ log = logging.getLogger("amiclient.connection")
 
 _NEVER = float("inf")
 
-RECV_SIZE = 65536  # below glibc's mmap threshold: no mmap/munmap per recv
 
 
 class NotSent(ConnectionLost):
     """The link was down before any byte of the data was queued: sending it elsewhere is safe."""
 
 
-class Connection:
+class Connection(ReadRight):
     """A TCP (optionally TLS) connection speaking AMI framing."""
 
     def __init__(
@@ -84,6 +92,7 @@ class Connection:
         self._wake_w: Optional[socket.socket] = None  # set while run() waits; guarded by _outbox_lock
         self._backlog: List[str] = []
         self._close_reason: Optional[BaseException] = None
+        self._init_read_right()
 
     @property
     def address(self) -> str:
@@ -364,7 +373,9 @@ class Connection:
 
         ``wait_time()`` is asked before every wait how long (seconds) the
         reader may wait for data; ``on_tick()`` runs when that wait ends
-        without data or is cut short by :meth:`wake`.
+        without data or is cut short by :meth:`wake`.  While a caller leads
+        (:meth:`await_answer`), the reader parks and the caller calls
+        ``on_packets``; ``on_tick`` still runs when a timer is due.
         """
         sock = self._sock
         if sock is None:
@@ -378,41 +389,64 @@ class Connection:
         recv = sock.recv
         tls = isinstance(sock, ssl.SSLSocket)
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
+        tls_lock = self._tls_lock
         monotonic = time.monotonic
         wait = _waiter(sock, wake_r)
+        rr = self._rr
         self._reader = threading.get_ident()
         reason: BaseException
         try:
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)
+            with rr:
+                self._on_packets = on_packets
+            seen = self._gen
             while True:
-                if not (pending is not None and pending()):
+                if self._leader or self._gen != seen:  # a caller leads, or led just now
+                    seen = self._park(on_tick, wait_time, seen)
+                if self.closed:
+                    raise self._closed_error()
+                if pending is not None:
+                    with tls_lock:
+                        decrypted = pending() > 0
+                else:
+                    decrypted = False
+                if not decrypted:
                     writing = self._carry is not None
                     timeout = wait_time()
                     if writing:
                         timeout = min(timeout, max(0.0, self._carry_deadline - monotonic()))
+                    self._polling = True
                     readable = wait(timeout, writing)
+                    self._polling = False
                     if writing:
                         self._write_carry()
                     if not readable:
                         on_tick()
                         continue
+                with rr:
+                    if self._leader:
+                        continue  # a caller took the read right while we waited: it reads
+                    self._reading = True
                 try:
-                    if tls:
-                        with self._tls_lock:
+                    try:
+                        if tls:
+                            with tls_lock:
+                                data = recv(RECV_SIZE)
+                        else:
                             data = recv(RECV_SIZE)
-                    else:
-                        data = recv(RECV_SIZE)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-                    continue  # nothing yet (a partial TLS record, or a spurious wake-up)
-                if not data:
-                    raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
-                self.bytes_in += len(data)
-                self.last_received = monotonic()
-                packets = framer.feed(data)
-                if packets:
-                    on_packets(packets)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                        continue  # nothing yet (a partial TLS record, or a spurious wake-up)
+                    if not data:
+                        raise self._close_reason or ConnectionLost(f"{self.address} closed the connection")
+                    self.bytes_in += len(data)
+                    self.last_received = monotonic()
+                    packets = framer.feed(data)
+                    if packets:
+                        on_packets(packets)
+                finally:
+                    self._reading = False  # only this thread sets it; callers read it under the lock
         except ConnectionLost as exc:
             reason = exc
         except ProtocolError as exc:
@@ -425,6 +459,11 @@ class Connection:
             log.exception("reader for %s stopped by an unexpected error", self.address)
             reason = exc
         self.close()
+        with rr:
+            self._on_packets = None
+            ends = time.monotonic() + 2 * _TICK
+            while self._leader and time.monotonic() < ends:  # the leader sees the socket closed within _TICK
+                rr.wait(_TICK)
         self._reader = None
         with self._outbox_lock:
             self._wake_w = None
@@ -442,6 +481,8 @@ class Connection:
                 self._close_reason = reason
             self.closed = True
             sock, self._sock = self._sock, None
+        with self._rr:
+            self._rr.notify_all()  # a parked reader sees the connection closed
         if sock is None:
             return
         try:
@@ -458,6 +499,7 @@ class Connection:
         self._write_lock = threading.Lock()
         self._outbox_lock = threading.Lock()
         self._tls_lock = threading.Lock()
+        self._init_read_right()
         self.closed = True
         sock, self._sock = self._sock, None
         self._outbox = []

@@ -37,6 +37,9 @@ class Link(Protocol):
     def discard(self, action_id: str) -> None:
         """Forget an action whose caller gave up."""
 
+    def await_answer(self, future: ActionFuture) -> None:
+        """Return when ``future`` is resolved or at its deadline (the caller may read for it)."""
+
 
 class Sender:
     """``send_action``/``action``/``wait``/``command`` (a mixin of the client)."""
@@ -131,6 +134,10 @@ class Sender:
     def wait(self, future: ActionFuture) -> Response:
         """The response of a sent action, waiting until its deadline (raises like :meth:`action`)."""
         deadline = future.deadline
+        if not future.done():  # the answer is not there yet: wait for it, reading the socket if nobody else waits
+            link = self._live_link()
+            if link is not None:
+                link.await_answer(future)
         try:
             return future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))  # type: ignore[no-any-return]
         except AMIError:

@@ -89,6 +89,6 @@ class ListenerAPI:
 
 def _check_names(client: object, event: EventSpec) -> None:  # catalog: warn about a likely typo in an event name
     if isinstance(event, (str, list, tuple, set, frozenset)) and getattr(client, "validate", "warn") != "off":
-        from .events import warn_unknown
+        from .catalog import warn_unknown_event as warn_unknown  # loads the full catalogue only for unknown names
 
         warn_unknown(event)

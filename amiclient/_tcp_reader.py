@@ -3,6 +3,7 @@
 The path of a packet from the server::
 
     Connection.run()           (_connection.py)  reads bytes, frames packets
+      (or a caller waiting alone reads them: Connection.await_answer, _readright.py)
     -> TcpReader._on_packets   (this module)
     -> ActionTracker.route()   (_tracker.py)     matches responses to futures
     -> Dispatcher.put_events() (_listeners.py)   queues events for listeners
@@ -78,6 +79,17 @@ class TcpLink:
     def discard(self, action_id: str) -> None:
         """Stop tracking an action whose caller gave up."""
         self.tracker.discard(action_id)
+
+    def await_answer(self, future: ActionFuture) -> None:
+        """Return when ``future`` is resolved or at its deadline; the caller may read the socket meanwhile.
+
+        Only an action in flight on this link leads (see
+        ``Connection.await_answer``); any other just waits.
+        """
+        if self.tracker.tracks(future):
+            self.conn.await_answer(future.done, future.wait_resolved, future.deadline)
+        else:
+            future.wait_resolved(None if future.deadline is None else max(0.0, future.deadline - time.monotonic()))
 
     def expire_due(self, now: float) -> None:
         """Fail the actions whose deadline has passed; plan the next look (reader thread)."""

@@ -35,11 +35,11 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import FINISHED, PENDING, RUNNING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
-from .exceptions import ActionTimeout, AMIError, ConnectionLost, ProtocolError
 from ._protocol import parse_event, parse_packet
+from .exceptions import ActionTimeout, AMIError, ConnectionLost, ProtocolError
 from .packet import Event, Response
 
 __all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS", "list_completions", "ends_list"]
@@ -170,6 +170,15 @@ class ActionFuture(Future):  # type: ignore[type-arg]
             self._signal()
         return cancelled
 
+    def done(self) -> bool:
+        """True once resolved or cancelled (one read of the state: no lock)."""
+        return self._state in _DONE_STATES
+
+    def wait_resolved(self, timeout: Optional[float] = None) -> None:
+        """Block until resolved or ``timeout`` seconds (None: no limit); never raises."""
+        if self._state != FINISHED and self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            self._resolved.release()
+
     def result(self, timeout: Optional[float] = None) -> Any:
         """The Response; raises the action's error, or ``TimeoutError`` after ``timeout`` seconds."""
         # FINISHED is set before done-callbacks run (they may call result()) and before _resolved is released.
@@ -183,6 +192,9 @@ class ActionFuture(Future):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<ActionFuture {self.action} {self.action_id} {self._state.lower()}>"
+
+
+_DONE_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 
 
 class _Pending:
@@ -253,6 +265,11 @@ class ActionTracker:
         order = self._order
         while order and order[0].answered:
             order.popleft()
+
+    def tracks(self, future: ActionFuture) -> bool:
+        """Whether ``future`` is in flight here, waiting for its answer."""
+        pending = self.pending.get(future.action_id)
+        return pending is not None and pending.future is future
 
     def discard(self, action_id: str) -> None:
         """Stop tracking an action (its caller gave up); its answer, if it comes, is dropped."""

@@ -61,7 +61,10 @@ import logging
 import re
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union, cast
+from typing import (
+    TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union,
+    cast,
+)
 
 from ._protocol import HeaderValue
 from .exceptions import ActionError, AMIError, UnsupportedAction
@@ -127,39 +130,86 @@ class ActionSpec(NamedTuple):
 
 
 class _Check(NamedTuple):
-    spec: ActionSpec
+    name: str
+    open: bool
     known: Dict[str, str]  # lower -> header
     families: Optional[Pattern[str]]
     required: Tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=None)
-def _index() -> Tuple[Dict[str, ActionSpec], Dict[str, _Check]]:
+def _index() -> Dict[str, ActionSpec]:
     from ._generated import _data
 
     specs: Dict[str, ActionSpec] = {}
-    checks: Dict[str, _Check] = {}
     for name, (since, versions, module, method, params, open_) in _data.ACTIONS.items():
-        spec = ActionSpec(name, since, versions, module, method, tuple(Param(*p) for p in params), open_)
-        specs[name.lower()] = spec
-        families = [re.escape(p.header[:-6]) + r"\d+" if p.header.endswith("-000000") else re.escape(p.header[:-3]) + r"\(\d+\)"
-                    for p in spec.params if p.template]
-        checks[name.lower()] = _Check(
-            spec, {p.header.lower(): p.header for p in spec.params if not p.template},
+        specs[name.lower()] = ActionSpec(name, since, versions, module, method, tuple(Param(*p) for p in params), open_)
+    return specs
+
+
+_checks: Dict[str, Optional[_Check]] = {}
+
+
+def _check(lower: str) -> Optional[_Check]:
+    """What validating action ``lower`` needs, built on first use from the compact ``_headers`` table.
+
+    Validation never loads the full catalogue (``_data``, ~3 MB): an idle
+    client that only pings stays small.
+    """
+    try:
+        return _checks[lower]
+    except KeyError:
+        pass
+    from ._generated._headers import HEADERS
+
+    entry = HEADERS.get(lower)
+    check = None
+    if entry is not None:
+        name, _, listed = entry.partition("|")
+        headers = [h[:-1] if h.endswith("!") else h for h in listed.split(",")] if listed else []
+        families = [re.escape(h[:-6]) + r"\d+" if h.endswith("-000000") else re.escape(h[:-3]) + r"\(\d+\)"
+                    for h in headers if _family(h)]
+        check = _Check(
+            name.rstrip("*"), name.endswith("*"), {h.lower(): h for h in headers if not _family(h)},
             re.compile("|".join(families), re.IGNORECASE) if families else None,
-            tuple(p.header for p in spec.params if p.required),
+            tuple(h[:-1] for h in (listed.split(",") if listed else []) if h.endswith("!")),
         )
-    return specs, checks
+    if len(_checks) < 4096:  # unknown names are cached too, up to a bound
+        _checks[lower] = check
+    return check
+
+
+@functools.lru_cache(maxsize=None)
+def _names() -> FrozenSet[str]:
+    from ._generated._headers import NAMES
+
+    return frozenset(NAMES.split())
+
+
+def warn_unknown_event(spec: Union[None, str, Sequence[str], Set[str], FrozenSet[str]]) -> None:
+    """:func:`amiclient.events.warn_unknown`, without loading the full catalogue for known names."""
+    names = [spec] if isinstance(spec, str) else list(spec or ())
+    known = _names()
+    if all(not isinstance(n, str) or n.lower() in known or n.lower().endswith("complete") or any(c in n for c in "*?[")
+           for n in names):
+        return
+    from .events import warn_unknown  # a possible typo: find the closest name in the full catalogue
+
+    warn_unknown(names)
+
+
+def _family(header: str) -> bool:
+    return header.endswith("-000000") or header.endswith("(0)")
 
 
 def action_spec(name: str) -> Optional[ActionSpec]:
     """The catalogue entry of action ``name`` (any case), or None for an unknown action."""
-    return _index()[0].get(name.lower())
+    return _index().get(name.lower())
 
 
 def action_names() -> List[str]:
     """Every action name of the catalogue (Asterisk 22 and 13), sorted."""
-    return sorted(spec.name for spec in _index()[0].values())
+    return sorted(spec.name for spec in _index().values())
 
 
 # ---------------------------------------------------------------------- validation
@@ -188,12 +238,11 @@ def check_action(name: str, headers: Mapping[str, HeaderValue], mode: str = "war
     """
     if mode == "off":
         return []
-    check = _index()[1].get(name.lower())
+    check = _check(name.lower())
     if check is None:
         if mode not in VALIDATE_MODES:
             check_validate_mode(mode)
         return []
-    spec = check.spec
     problems: List[Tuple[str, str]] = []
     present: Set[str] = set()
     for key, value in headers.items():
@@ -201,16 +250,16 @@ def check_action(name: str, headers: Mapping[str, HeaderValue], mode: str = "war
             continue
         lower = key.lower()
         present.add(lower)
-        if lower in check.known or lower in CLIENT_HEADERS or spec.open:
+        if lower in check.known or lower in CLIENT_HEADERS or check.open:
             continue
         if check.families is not None and check.families.fullmatch(key):
             continue
         close = difflib.get_close_matches(lower, list(check.known), n=1, cutoff=0.7)
         hint = f" (did you mean {check.known[close[0]]!r}?)" if close else ""
-        problems.append((lower, f"{spec.name} has no header {key!r}{hint}"))
+        problems.append((lower, f"{check.name} has no header {key!r}{hint}"))
     for header in check.required:
         if header.lower() not in present:
-            problems.append((header.lower(), f"{spec.name} needs header {header!r}, which is missing"))
+            problems.append((header.lower(), f"{check.name} needs header {header!r}, which is missing"))
     if not problems:
         return []
     messages = [message for _, message in problems]
@@ -218,7 +267,7 @@ def check_action(name: str, headers: Mapping[str, HeaderValue], mode: str = "war
         raise ValueError("; ".join(messages) + " (validate='strict': nothing sent)")
     check_validate_mode(mode)
     for lower, message in problems:
-        seen = (spec.name, lower)
+        seen = (check.name, lower)
         if seen not in _warned:
             if len(_warned) < _MAX_WARNED:
                 _warned.add(seen)
@@ -333,7 +382,7 @@ def _convert(action: str, param: Param, value: object) -> HeaderValue:
 
 def build_headers(action: str, values: Sequence[object], headers: Optional[Mapping[str, HeaderValue]] = None) -> Dict[str, HeaderValue]:
     """The headers of a typed call: ``values`` in the order of the action's params, then raw ``headers``."""
-    spec = _index()[0][action.lower()]
+    spec = _index()[action.lower()]
     fields: Dict[str, HeaderValue] = {}
     for param, value in zip(spec.params, values):
         if value is None:
@@ -417,7 +466,7 @@ class ActionNamespace:
         self, action: str, values: Tuple[object, ...], headers: Optional[Mapping[str, HeaderValue]], timeout: Optional[float]
     ) -> Response:
         fields = build_headers(action, values, headers)
-        spec = _index()[0][action.lower()]
+        spec = _index()[action.lower()]
         if _needs_version(spec):
             version = self.asterisk_version()
             if version is not None and available(spec.name, version) is False:

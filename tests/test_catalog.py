@@ -598,3 +598,29 @@ def test_typed_call_from_a_listener(server: FakeAMIServer) -> None:
         client.add_listener(listener, "UserEvent")
         client.action("UserEvent", UserEvent="go")
         assert done.wait(10) and results == [True]
+
+
+def test_validation_table_matches_the_full_catalogue() -> None:
+    """The compact header table validation uses says exactly what ``_data`` says, for every action."""
+    from amiclient import catalog
+    from amiclient._generated import _data
+
+    for name, (_, _, _, _, params, open_) in _data.ACTIONS.items():
+        check = catalog._check(name.lower())
+        assert check is not None and check.name == name and check.open == open_
+        assert check.known == {p[0].lower(): p[0] for p in params if not p[0].endswith(("-000000", "(0)"))}
+        assert check.required == tuple(p[0] for p in params if p[3])
+    assert catalog._names() == set(amievents._known())  # listener names: the same known names as amiclient.events
+
+
+def test_validation_does_not_load_the_whole_catalogue() -> None:
+    """Idle cost: validating an action (validate='warn' is the default) loads neither ``_data`` nor the methods."""
+    import subprocess
+    code = ("import sys; from amiclient.catalog import check_action; "
+            "assert check_action('Originate', {'Channel': 'x', 'Exten': 1, 'Bogus': 2}); "
+            "assert check_action('UpdateConfig', {'Action-000001': 'x', 'SrcFilename': 'a', 'DstFilename': 'b', "
+            "'Reload': 'y'}) == []; "
+            "from amiclient.catalog import warn_unknown_event; warn_unknown_event(['UserEvent', 'Queue*', 'dbgetcomplete']); "
+            "print([m for m in ('amiclient._generated._data', 'amiclient._generated._actions') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

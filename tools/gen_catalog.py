@@ -331,6 +331,23 @@ def render_data(c22: Dict[str, Any], c13: Dict[str, Any], actions: List[Action],
     return "\n".join(out)
 
 
+def render_headers(actions: List[Action], events: Sequence[str], versions: str) -> str:
+    """The headers of every action, compact: what validating an action needs, at a fraction of ``_data``'s memory."""
+    out = [HEADER.format(versions=versions),
+           '"""Every action\'s headers in one string each, for validation (generated; ``_data`` has the rest)."""',
+           "from typing import Dict", "",
+           "#: lower-case name -> \"Name|Header,Required!,...\" (``Name*`` takes any extra header)",
+           "HEADERS: Dict[str, str] = {"]
+    for a in actions:
+        headers = ",".join(p.data()[0] + ("!" if p.data()[3] else "") for p in a.params)
+        out.append(f"    {json.dumps(a.name.lower())}: {json.dumps(a.name + ('*' if a.open else '') + '|' + headers)},")
+    names = sorted({a.name.lower() for a in actions} | {e.lower() for e in events})
+    out += ["}", "", "#: every name a listener may sensibly ask for, lower-case: events, extra events, actions (list items)",
+            "NAMES = (", *(f'    "{chunk} "' for chunk in textwrap.wrap(" ".join(names), 100, break_long_words=False,
+                                                                     break_on_hyphens=False)), ")", ""]
+    return "\n".join(out)
+
+
 def tuple_src(items: Sequence[Any]) -> str:
     """A Python tuple literal (strings in double quotes), stable across runs."""
     parts = [json.dumps(i) if isinstance(i, str) else tuple_src(i) if isinstance(i, tuple) else repr(i) for i in items]
@@ -359,7 +376,7 @@ def render_family(family: str, actions: List[Action], versions: str) -> str:
         f'    """AMI actions of the {title} (generated)."""', "", source, ""])
 
 
-def render_init(families: List[str], count: int, versions: str) -> str:
+def render_actions(families: List[str], count: int, versions: str) -> str:
     imports = [f"from .{f} import {class_name(f)}" for f in families]
     bases = "".join(f"    {class_name(f)},\n" for f in families)
     return (HEADER.format(versions=versions)
@@ -371,6 +388,21 @@ def render_init(families: List[str], count: int, versions: str) -> str:
             + '    """\n')
 
 
+def render_init(versions: str) -> str:
+    """The package: ``Actions`` is imported on first use, so validating an action loads none of the methods."""
+    return (HEADER.format(versions=versions)
+            + '"""The generated catalogue: ``Actions`` (``client.actions``), ``_data``, ``_headers``."""\n'
+            + "from typing import TYPE_CHECKING, Any\n\n"
+            + "if TYPE_CHECKING:\n"
+            + "    from ._actions import Actions\n\n"
+            + '__all__ = ["Actions"]\n\n\n'
+            + "def __getattr__(name: str) -> Any:\n"
+            + '    if name == "Actions":\n'
+            + "        from ._actions import Actions\n"
+            + "        return Actions\n"
+            + '    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n')
+
+
 def generate(catalog_dir: Path) -> Dict[str, str]:
     """File name -> content of every generated file."""
     c22, c13 = load(catalog_dir)
@@ -380,11 +412,13 @@ def generate(catalog_dir: Path) -> Dict[str, str]:
     methods = [a.method for a in public]
     if len(set(methods)) != len(methods):
         raise SystemExit("two actions map to one method name")
-    files = {"_data.py": render_data(c22, c13, actions, versions)}
+    files = {"_data.py": render_data(c22, c13, actions, versions), "_headers.py": render_headers(
+        actions, [*c22["events"], *c13["events"], *EXTRA_EVENTS], versions)}
     families = [f for f, _ in FAMILIES if any(a.family == f for a in public)]
     for family in families:
         files[f"{family}.py"] = render_family(family, [a for a in public if a.family == family], versions)
-    files["__init__.py"] = render_init(families, len(public), versions)
+    files["_actions.py"] = render_actions(families, len(public), versions)
+    files["__init__.py"] = render_init(versions)
     return files
 
 

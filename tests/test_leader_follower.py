@@ -1,0 +1,127 @@
+"""Issue 13: a caller waiting alone reads the socket itself (leader/follower); the promises hold either way."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator, List
+
+import pytest
+
+from amiclient import ActionFuture, ActionTimeout, AMIClient, ConnectionLost, Event
+from amiclient.testing import FakeAMIServer
+
+USERS = {"admin": "s3cr3t!"}
+SLACK = 0.1  # the promise is 50 ms; a shared CI machine gets a little more
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAMIServer]:
+    with FakeAMIServer(users=USERS) as srv:
+        def slow(session: Any, packet: Any) -> Any:
+            session.sleep(float(packet.get("Seconds", "0.3")))
+            return [("Response", "Success"), ("ActionID", packet.get("ActionID", ""))]
+        srv.add_handler("Slow", slow)
+        srv.add_handler("Never", lambda session, packet: None)  # no answer at all
+        yield srv
+
+
+def make_client(server: FakeAMIServer, **options: Any) -> AMIClient:
+    options.setdefault("reconnect", False)
+    options.setdefault("timeout", 5.0)
+    return AMIClient("127.0.0.1", server.port, "admin", USERS["admin"], **options)
+
+
+def leader_reads(client: AMIClient) -> int:
+    link = client._link
+    assert link is not None
+    return link.conn.leader_reads
+
+
+def test_a_lone_caller_reads_its_own_answers(server: FakeAMIServer) -> None:
+    with make_client(server) as client:
+        for _ in range(50):
+            assert client.action("Ping").ok
+        assert leader_reads(client) > 0  # the design is in use: no thread hop for these answers
+        assert client.stats["actions_in_flight"] == 0
+
+
+def test_a_leader_runs_no_user_code_and_resolves_other_callers_futures(server: FakeAMIServer) -> None:
+    me = threading.current_thread().name
+    callback_threads: List[str] = []
+    listener_threads: List[str] = []
+    got_event = threading.Event()
+    with make_client(server) as client:
+        client.action("Ping")
+
+        def on_event(event: Event) -> None:
+            listener_threads.append(threading.current_thread().name)
+            got_event.set()
+        client.add_listener(on_event, event="UserEvent")
+        pings: List[ActionFuture] = []
+        for _ in range(5):
+            future = client.send_action("Slow", Seconds="0.02")
+            future.add_done_callback(lambda f: callback_threads.append(threading.current_thread().name))
+            pings.append(future)
+        assert not pings[-1].done()  # so its callback is not one run at once by the adding thread
+        before = leader_reads(client)
+        slow = client.send_action("Slow", Seconds="0.3")
+        server.call_later(0.1, lambda: server.emit("UserEvent", UserEvent="WhileLeading"))
+        assert client.wait(slow).ok  # this caller leads: it reads the Pings' answers and the event too
+        assert leader_reads(client) > before
+        assert all(f.result(0).ok for f in pings)
+        assert got_event.wait(5)
+        deadline = time.monotonic() + 5
+        while len(callback_threads) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(callback_threads) == 5
+    # the last callbacks were added before their answers: they ran on the callback threads
+    assert callback_threads[-1].startswith("amiclient-callbacks")
+    assert not any(n.startswith("amiclient-io") for n in callback_threads)
+    assert callback_threads.count(me) <= 1  # only one added after its answer runs at once, in this thread
+    assert listener_threads and all(n.startswith("amiclient-dispatch") for n in listener_threads)
+
+
+def test_a_leader_gives_up_at_its_deadline_and_its_late_answer_goes_to_nobody(server: FakeAMIServer) -> None:
+    with make_client(server) as client:
+        client.action("Ping")
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.action("Slow", Seconds="0.6", timeout=0.2)
+        assert time.monotonic() - started < 0.2 + SLACK
+        for _ in range(5):  # the late answer arrives meanwhile: dropped, never handed to these
+            response = client.action("Ping", timeout=2)
+            assert response.ok and response.get("Ping") == "Pong"
+        assert client.stats["actions_in_flight"] == 0
+
+
+def test_a_leader_sees_the_link_drop_at_once(server: FakeAMIServer) -> None:
+    with make_client(server) as client:
+        client.action("Ping")
+        server.call_later(0.2, lambda: server.drop_all(reset=True))
+        started = time.monotonic()
+        with pytest.raises(ConnectionLost):
+            client.action("Never", timeout=4)
+        assert time.monotonic() - started < 1.5
+
+
+def test_followers_and_a_leader_each_get_their_own_answer(server: FakeAMIServer) -> None:
+    errors: List[str] = []
+    with make_client(server) as client:
+        def worker(tid: int) -> None:
+            for i in range(40):
+                action_id = f"t{tid}-{i}"
+                try:
+                    response = client.action("Ping", ActionID=action_id, timeout=5)
+                    if response.action_id != action_id:
+                        errors.append(f"{action_id} got {response.action_id}")
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(repr(exc))
+                if i % 7 == tid % 7:
+                    time.sleep(0.001)  # sometimes one caller is alone: it leads among followers
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors
+        assert client.stats["actions_in_flight"] == 0
