@@ -145,7 +145,11 @@ class Framer:
             return self._frame_follows(complete)
         if end > self.max_packet_size:
             self._check_parts(complete)
-        return complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        texts = complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        if complete.startswith(b"\r\n") or data.find(b"\r\n\r\n\r\n", 0, end + 4) >= 0:
+            # stray blank lines between packets: the same texts wherever the reads split
+            texts = [text.strip("\r\n") for text in texts]
+        return texts
 
     def _take_banner(self, data: bytes) -> bytes:
         newline = data.find(b"\n")

@@ -169,6 +169,13 @@ def test_parse_does_not_depend_on_where_reads_split(packets: List[Any], data: st
     assert all("" not in dict.keys(packet) for packet in (parse_packet(t) for t in split if t.strip()))
 
 
+def test_stray_crlf_gives_the_same_texts_wherever_the_read_ends() -> None:
+    stream = b"Response: 0\r\n0: \r\nM: \r\nm: \r\n\r\n\r\n"  # found by the property test above
+    whole = Framer(expect_banner=False).feed(stream)
+    framer = Framer(expect_banner=False)
+    assert framer.feed(stream[:30]) + framer.feed(stream[30:]) == whole == ["Response: 0\r\n0: \r\nM: \r\nm: "]
+
+
 def test_stray_crlf_at_the_end_of_a_read_makes_no_empty_key() -> None:
     framer = Framer(expect_banner=False)
     texts = framer.feed(b"Event: Hangup\r\nChannel: SIP/1\r\n\r\n\r\n")
