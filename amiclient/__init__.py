@@ -10,8 +10,8 @@
 """
 from ._listeners import ListenerHandle
 from ._tracker import ActionFuture
+from ._version import __version__
 from .client import AMIClient
-from .http import AMIHTTPClient
 from .exceptions import (
     ActionError,
     ActionTimeout,
@@ -21,14 +21,13 @@ from .exceptions import (
     ClientClosed,
     ConnectionLost,
     OriginateFailed,
-    UnsupportedAction,
     ProtocolError,
+    UnsupportedAction,
 )
+from .http import AMIHTTPClient
 from .packet import Event, Packet, Response
 from .retry import Backoff
 from .state import ClientStats, ConnectionState, StateChange
-
-from ._version import __version__
 
 __all__ = [
     "AMIClient",

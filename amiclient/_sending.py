@@ -147,7 +147,8 @@ class Sender:
         link = self._live_link()
         if link is not None:
             link.discard(future.action_id)
-        error = ActionTimeout(f"no answer to {future.action} (ActionID {future.action_id}) within {future.timeout:g} s", future.action_id)
+        error = ActionTimeout(
+            f"no answer to {future.action} (ActionID {future.action_id}) within {future.timeout:g} s", future.action_id)
         fail(future, error)
         if future.exception() is error:
             self._history["timed_out"] += 1

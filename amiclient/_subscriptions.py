@@ -27,7 +27,7 @@ class ListenerAPI:
     _registry: ListenerRegistry
     _dispatcher: Dispatcher
     _state_callbacks: Tuple[Callable[[StateChange], Any], ...]
-    _lock: "threading.RLock"
+    _lock: threading.RLock
 
 
     def add_listener(

@@ -122,7 +122,7 @@ class TcpReader:
     max_packet_size: int
     encoding: str
     encoding_errors: str
-    _lock: "threading.RLock"
+    _lock: threading.RLock
     _closing: threading.Event
     _opening: Optional[Connection]
     _link: Optional[TcpLink]
@@ -139,7 +139,7 @@ class TcpReader:
         def _next_action_id(self) -> str: ...
         def _emit(self, change: StateChange) -> None: ...
         def _install(self, link: TcpLink, state: ConnectionState) -> bool: ...
-        def _io_ended(self, attempt: "ConnectAttempt", error: Optional[BaseException]) -> None: ...
+        def _io_ended(self, attempt: ConnectAttempt, error: Optional[BaseException]) -> None: ...
 
     # ------------------------------------------------------------------ opening a link
 
@@ -169,7 +169,7 @@ class TcpReader:
 
     # ------------------------------------------------------------------ the io thread
 
-    def _io_main(self, attempt: "ConnectAttempt") -> None:
+    def _io_main(self, attempt: ConnectAttempt) -> None:
         """The io thread: first connect (shared by every waiter), then read, reconnect, until closed."""
         try:
             link = self._open_link()

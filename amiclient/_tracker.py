@@ -157,7 +157,7 @@ class ActionFuture(Future):  # type: ignore[type-arg]
         callbacks, self._done_callbacks = self._done_callbacks, []
         runner(functools.partial(self._run_callbacks, callbacks))
 
-    def _run_callbacks(self, callbacks: List[Callable[["ActionFuture"], Any]]) -> None:
+    def _run_callbacks(self, callbacks: List[Callable[[ActionFuture], Any]]) -> None:
         for callback in callbacks:
             try:
                 callback(self)
@@ -486,7 +486,7 @@ def ends_list(event: Event, completions: FrozenSet[str]) -> bool:
     return (flag is not None and flag.lower() == "complete") or event.name.lower() in completions
 
 
-def fail(future: "Future[Any]", error: BaseException) -> None:
+def fail(future: Future[Any], error: BaseException) -> None:
     """Set ``error`` on ``future`` unless it is already resolved."""
     if not future.done():
         try:

@@ -62,7 +62,20 @@ import re
 import threading
 import weakref
 from typing import (
-    TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Pattern, Protocol, Sequence, Set, Tuple, Union,
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Pattern,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
     cast,
 )
 
@@ -137,7 +150,7 @@ class _Check(NamedTuple):
     required: Tuple[str, ...]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _index() -> Dict[str, ActionSpec]:
     from ._generated import _data
 
@@ -179,7 +192,7 @@ def _check(lower: str) -> Optional[_Check]:
     return check
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _names() -> FrozenSet[str]:
     from ._generated._headers import NAMES
 
@@ -380,7 +393,9 @@ def _convert(action: str, param: Param, value: object) -> HeaderValue:
     raise AssertionError(f"unknown parameter kind {kind!r}")  # pragma: no cover
 
 
-def build_headers(action: str, values: Sequence[object], headers: Optional[Mapping[str, HeaderValue]] = None) -> Dict[str, HeaderValue]:
+def build_headers(
+    action: str, values: Sequence[object], headers: Optional[Mapping[str, HeaderValue]] = None,
+) -> Dict[str, HeaderValue]:
     """The headers of a typed call: ``values`` in the order of the action's params, then raw ``headers``."""
     spec = _index()[action.lower()]
     fields: Dict[str, HeaderValue] = {}
@@ -489,7 +504,7 @@ class CatalogAPI:
     validate: str = "warn"
 
     @property
-    def actions(self) -> "Actions":
+    def actions(self) -> Actions:
         """Every AMI action of the catalogue as a typed method (``client.actions.queue_pause(...)``)."""
         namespace = self.__dict__.get("_catalog_actions")
         if namespace is None:

@@ -149,13 +149,13 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
     def _next_action_id(self) -> str:
         return f"{self._id_prefix}-{next(self._id_counter)}"
 
-    def __enter__(self) -> "AMIClient":
+    def __enter__(self) -> AMIClient:
         return self.connect()
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def connect(self, timeout: Optional[float] = None) -> "AMIClient":
+    def connect(self, timeout: Optional[float] = None) -> AMIClient:
         """Connect, read the banner and log in; raises AuthenticationError or AMIConnectionError.
 
         Concurrent callers share one attempt; ``timeout`` bounds this

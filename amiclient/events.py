@@ -57,7 +57,7 @@ def snapshot_fields(kind: str = "channel", prefix: str = "") -> Tuple[str, ...]:
     return tuple(prefix + name for name in names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _events() -> Dict[str, EventInfo]:
     found: Dict[str, EventInfo] = {}
     for name, (items, classes, versions) in _data.EVENTS.items():
@@ -74,7 +74,7 @@ def _events() -> Dict[str, EventInfo]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _known() -> Dict[str, str]:
     """Lower-case name -> spelling, of every name a listener may sensibly ask for."""
     from .catalog import action_names

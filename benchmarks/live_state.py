@@ -52,7 +52,7 @@ def event_mix(rounds: int) -> List[Event]:
     events: List[Event] = []
     for r in range(rounds):
         for text in texts:
-            packet = parse_packet(_ID.sub(lambda m: f"{m.group(1)}.{r}x{m.group(2)}", text))
+            packet = parse_packet(_ID.sub(lambda m, r=r: f"{m.group(1)}.{r}x{m.group(2)}", text))
             assert isinstance(packet, Event)
             events.append(packet)
     return events

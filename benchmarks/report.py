@@ -101,7 +101,8 @@ def build_report(runner) -> tuple[str, list[tuple[str, str, str, str]]]:
                         continue
                     others = [meds[o] for o in CLIENTS if o != c and o in meds and meds[o]]
                     vs_other = _ratio(m, max(others)) if (c in CLIENTS and others) else "—"
-                    vs_base = _ratio(m, base) if (base and (c, key) != base_key) else ("baseline" if (c, key) == base_key else "—")
+                    is_base = (c, key) == base_key
+                    vs_base = _ratio(m, base) if (base and not is_base) else ("baseline" if is_base else "—")
                     if base_name and vs_base not in ("—", "baseline"):
                         vs_base += " " + ("naive" if key.startswith("events") else "raw")
                     row(title, c, key, "%s %s" % (fmt_rate(m), unit), _rate_note(key, res), vs_base, vs_other)
@@ -203,7 +204,8 @@ def targets(runner) -> list[tuple[str, str, str, str]]:
     if r.get("ok"):
         ok = r["queued_rss_kb"] < 150 * 1024 and (r.get("queued") or 0) >= QUEUED_EVENTS
         out.append(("100k queued events cost < 150 MB", _mb(r["queued_rss_kb"]),
-                    "met" if ok else "NOT met", "" if (r.get("queued") or 0) >= QUEUED_EVENTS else "queue depth %s" % r.get("queued")))
+                    "met" if ok else "NOT met",
+                    "" if (r.get("queued") or 0) >= QUEUED_EVENTS else "queue depth %s" % r.get("queued")))
     else:
         out.append(("100k queued events cost < 150 MB", "n/a", "not measured", ""))
     return out
@@ -264,7 +266,8 @@ def machine_info(runner) -> list[str]:
         "- machine noise: other processes used %s during the run; hypervisor steal %s%s"
         % (("%.2f cores on average" % runner.noise["foreign_cores"]) if runner.noise else "?",
            ("%.2f cores" % runner.noise["steal_cores"]) if runner.noise else "?",
-           (" (**results disturbed: rerun on a quiet machine**)" if runner.noise and runner.noise["foreign_cores"] > 0.1 else "")),
+           (" (**results disturbed: rerun on a quiet machine**)"
+            if runner.noise and runner.noise["foreign_cores"] > 0.1 else "")),
         "- load average (1 min) at the start and end of the run: %s"
         % " / ".join("%.2f" % la[0] for la in (getattr(runner, "load_before", None),
                                                 getattr(runner, "load_after", None)) if la),

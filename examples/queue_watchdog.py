@@ -79,7 +79,7 @@ class QueueWatchdog:
             except AMIError as exc:
                 log.warning("could not redirect %s: %s", caller.channel, exc)
 
-    def start(self) -> "QueueWatchdog":
+    def start(self) -> QueueWatchdog:
         """Check every ``interval`` seconds on a thread until :meth:`stop`."""
         def run() -> None:
             while not self._stop.wait(self.interval):

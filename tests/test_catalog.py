@@ -21,10 +21,16 @@ from amiclient import events as amievents
 from amiclient._generated import Actions
 from amiclient._protocol import HeaderValue, serialize_action
 from amiclient.catalog import (
-    DEFAULT, Param, action_names, action_spec, available, build_headers, check_action, parse_version,
+    DEFAULT,
+    Param,
+    action_names,
+    action_spec,
+    available,
+    check_action,
+    parse_version,
 )
 from amiclient.exceptions import UnsupportedAction
-from amiclient.testing import FakeAMIServer, Packet, build_response
+from amiclient.testing import FakeAMIServer, build_response
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = Path(__file__).parent / "fixtures" / "catalog"
@@ -228,7 +234,8 @@ def test_required_parameters_work_positionally(wire: Tuple[FakeAMIServer, AMICli
     server, client = wire
     client.actions.queue_pause("PJSIP/100", True, queue="support", reason="lunch", timeout=5)
     client.actions.redirect("PJSIP/1-0001", "100", "default", 1)
-    client.actions.update_config("a.conf", "b.conf", action=["NewCat", "Append"], cat=["c1", "c1"], var=[None, "k"], value=[None, "v"])
+    client.actions.update_config("a.conf", "b.conf", action=["NewCat", "Append"], cat=["c1", "c1"], var=[None, "k"],
+                                 value=[None, "v"])
     sent = [p for p in server.received_actions if p.action in ("QueuePause", "Redirect", "UpdateConfig")][-3:]
     assert [p.pairs[1:-1] for p in sent] == [
         [("Interface", "PJSIP/100"), ("Paused", "true"), ("Queue", "support"), ("Reason", "lunch")],
@@ -418,7 +425,8 @@ def test_typed_call_for_an_action_the_server_lacks_raises() -> None:
     with FakeAMIServer(users=USERS, legacy=True) as srv, connect(srv) as client:
         assert client.actions.ping().ok  # needs no version: no CoreSettings
         assert [p.action for p in srv.received_actions if p.action == "CoreSettings"] == []
-        with pytest.raises(UnsupportedAction, match=r"QueueWithdrawCaller is not in Asterisk 13\.38\.3: it was added in 19\.3\.0") as info:
+        expected = r"QueueWithdrawCaller is not in Asterisk 13\.38\.3: it was added in 19\.3\.0"
+        with pytest.raises(UnsupportedAction, match=expected) as info:
             client.actions.queue_withdraw_caller("support", "PJSIP/1-0001")
         assert (info.value.action, info.value.version) == ("QueueWithdrawCaller", "13.38.3")
         with pytest.raises(UnsupportedAction):

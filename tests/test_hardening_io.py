@@ -87,12 +87,12 @@ def test_done_callbacks_never_run_on_the_io_thread_nor_delay_other_answers(serve
     callback_threads: List[str] = []
     nested: List[bool] = []
     with make_client(server) as client:
-        def blocking(future: "ActionFuture") -> None:
+        def blocking(future: ActionFuture) -> None:
             callback_threads.append(threading.current_thread().name)
             blocking_entered.set()
             release.wait(10)
 
-        def calls_back(future: "ActionFuture") -> None:
+        def calls_back(future: ActionFuture) -> None:
             callback_threads.append(threading.current_thread().name)
             nested.append(client.action("Ping", timeout=2).ok and future.result(0).ok)
             nested_done.set()

@@ -20,8 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amiclient import ActionError, AMIClient
-from amiclient import cli
+from amiclient import ActionError, AMIClient, cli
 from amiclient.helpers import Update
 from amiclient.http import AMIHTTPClient
 from amiclient.testing import FakeAJAMServer, FakeAMIServer, Packet
@@ -53,7 +52,9 @@ def client(server: FakeAMIServer) -> Iterator[AMIClient]:
         yield c
 
 
-def sent_by(server: FakeAMIServer, ping: Callable[[], Any], call: Callable[[], Any]) -> Tuple[Optional[BaseException], List[Packet]]:
+def sent_by(
+    server: FakeAMIServer, ping: Callable[[], Any], call: Callable[[], Any],
+) -> Tuple[Optional[BaseException], List[Packet]]:
     """Run ``call``; return what it raised (ValueError or None) and the packets the server got from it."""
     before = len(server.received_actions)
     error: Optional[BaseException] = None

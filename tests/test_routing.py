@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amiclient import AMIClient, ActionTimeout, Event
+from amiclient import ActionTimeout, AMIClient, Event
 from amiclient._protocol import Framer, parse_packet
 from amiclient.exceptions import ConnectionLost, ProtocolError
 from amiclient.testing import FakeAMIServer, Fault
