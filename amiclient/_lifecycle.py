@@ -98,11 +98,12 @@ class Lifecycle:
         caller's wait (AMIConnectionError; the attempt goes on).  On a
         client whose link dropped with ``reconnect=False``, opens a new one.
         """
+        wait = _wait_limit(timeout)
         with self._lock:
             if self._closed:
                 raise ClientClosed("the client is closed")
             attempt = self._start_locked()
-        if not attempt.done.wait(timeout):
+        if not attempt.done.wait(wait):
             raise AMIConnectionError(f"not connected to {self.address} within {timeout:g} s")
         attempt.raise_error()
         return self
@@ -182,16 +183,16 @@ class Lifecycle:
                 elif attempt is None:
                     attempt = self._attempt
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if remaining is not None and not remaining > 0:  # NaN included
                     raise ConnectionLost(f"not connected to {self.address} before the action's deadline")
-                self._link_changed.wait(remaining)
+                self._link_changed.wait(_wait_limit(remaining))
 
     def _live_link(self) -> Optional[TcpLink]:
         return self._link
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """Block until connected (or reconnected); False on timeout."""
-        return self._connected.wait(timeout)
+        return self._connected.wait(_wait_limit(timeout))
 
     @property
     def connected(self) -> bool:
@@ -205,9 +206,15 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ close
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Log off, close the socket and join the client's threads within ``timeout`` s; idempotent, safe from a listener."""
-        deadline = time.monotonic() + timeout
+    def close(self, timeout: Optional[float] = 5.0) -> None:
+        """Log off, close the socket and join the client's threads within ``timeout`` s; idempotent, safe from a listener.
+
+        Every action still waiting fails with ClientClosed, whatever state the
+        io thread is in.  ``timeout=None``: wait for the threads without limit.
+        """
+        limit = _wait_limit(timeout)
+        deadline = time.monotonic() + (threading.TIMEOUT_MAX if limit is None else limit)
+        timeout = deadline - time.monotonic()
         with self._lock:
             if self._closed:
                 return
@@ -224,6 +231,8 @@ class Lifecycle:
         for thread in io_threads:
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        if link is not None:  # normally done by the io thread; not if it died or is still stuck
+            link.tracker.close(ClientClosed("the client was closed"))
         self._emit(StateChange(ConnectionState.CLOSED))
         self._dispatcher.stop(max(0.0, deadline - time.monotonic()) / 2)  # it may join twice
         self._callbacks.stop(max(0.0, deadline - time.monotonic()))
@@ -242,6 +251,15 @@ class Lifecycle:
             link.conn.detach_after_fork()
         if was_running and not self._closed:
             self.lazy = True
+
+
+def _wait_limit(timeout: Optional[float]) -> Optional[float]:
+    """``timeout`` (s) as a wait the threading module takes: None (no limit) for None, infinity or huge values."""
+    if timeout is None:
+        return None
+    if timeout != timeout:
+        raise ValueError("a timeout must be a number of seconds, not NaN")
+    return None if timeout >= threading.TIMEOUT_MAX else max(0.0, timeout)
 
 
 def _after_fork() -> None:

@@ -208,6 +208,7 @@ class Dispatcher:
         self._abandon = False
         self._warned = False
         self._thread: Optional[threading.Thread] = None
+        self._in_callback = False  # a call_soon() function (state callbacks) is running
         self._shapes = EventShapes()  # used by the dispatcher thread only
 
     @property
@@ -303,7 +304,8 @@ class Dispatcher:
                 self._abandon = True
             thread.join(timeout)
         if thread.is_alive():
-            log.warning("%s: a listener has not returned within %.1f s of close()", self.name, 2 * timeout)
+            if self.registry._calling is not None or self._in_callback:  # a listener holds the thread
+                log.warning("%s: a listener has not returned within %.1f s of close()", self.name, 2 * timeout)
             return False
         self._thread = None
         return True
@@ -327,10 +329,13 @@ class Dispatcher:
                     return
                 batch = queue.popleft()
             if not _is_event_batch(batch):
+                self._in_callback = True
                 try:
                     batch[0]()  # type: ignore[operator]
                 except Exception:
                     log.exception("%s: a callback raised", self.name)
+                finally:
+                    self._in_callback = False
                 continue
             parse = self._shapes.parse
             counted = 0  # events of this batch already added to self.dispatched

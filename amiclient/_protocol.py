@@ -359,11 +359,19 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+_SECRET_HEADERS = frozenset(("secret", "key"))  # errors name these headers, never show their values
+
+
+def _shown(key: str, text: str) -> str:
+    """``text`` for an error message: ``(value not shown)`` for a secret header."""
+    return "(value not shown)" if key.lower() in _SECRET_HEADERS else repr(text[:60])
+
+
 def _value(key: str, value: Any) -> str:
     text = _render(value)
     if text and text[0] <= " ":
         raise ValueError(f"the {key} value starts with whitespace or a control character, "
-                         f"which Asterisk would drop: {text[:60]!r}")
+                         f"which Asterisk would drop: {_shown(key, text)}")
     return text
 
 
@@ -393,8 +401,8 @@ def escape_app_arg(text: str) -> str:
 
 
 def join_app_args(items: Sequence[Any], what: str = "argument") -> str:
-    """One comma-separated header value that Asterisk splits back into exactly ``items``."""
-    parts = [_render(item) for item in items]
+    """One comma-separated header value that Asterisk splits back into exactly ``items`` (a str is one item)."""
+    parts = [_render(item) for item in ([items] if isinstance(items, str) else items)]
     if any(not part for part in parts):
         raise ValueError(f"an empty {what} cannot be sent in a comma-separated list")
     return ",".join(escape_app_arg(part) for part in parts)
@@ -451,13 +459,29 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     text = "\r\n".join(lines)
     if text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1:  # one scan each, not one per value
         bad = next(line for line in lines if "\r" in line or "\n" in line)
-        raise ValueError(f"{bad.partition(':')[0]} contains CR or LF: {bad[:60]!r}")
+        key = bad.partition(":")[0]
+        raise ValueError(f"{key} contains CR or LF: {_shown(key, bad)}")
     if "\x00" in text:
         raise ValueError("a header contains a NUL character; Asterisk would cut the value there")
-    data = (text + "\r\n\r\n").encode("utf-8")
+    try:
+        data: Optional[bytes] = (text + "\r\n\r\n").encode("utf-8")
+    except UnicodeEncodeError:  # raised below, outside this block: the error holds the whole text, secrets included
+        data = None
+    if data is None:
+        bad = next(line for line in lines if not _utf8(line))
+        key = bad.partition(":")[0]
+        raise ValueError(f"{key} holds a character UTF-8 cannot encode (a lone surrogate): {_shown(key, bad)}")
     if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
         raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")
     return data
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def header_value(fields: Mapping[str, HeaderValue], key: str, default: Any) -> Any:
