@@ -17,6 +17,9 @@ specially:
   LF-terminated CLI text (which may hold blank lines) and
   ``--END COMMAND--``; such a packet ends only after that marker.
 * A packet larger than ``max_packet_size`` raises :class:`ProtocolError`.
+* With ``errors="strict"``, a packet that does not decode is returned as
+  :data:`UNDECODABLE` plus its text, which :func:`parse_packet` refuses
+  (a malformed packet: skipped, the link kept).
 
 :func:`parse_packet` turns the text of one packet into a
 :class:`~amiclient.packet.Response` or :class:`~amiclient.packet.Event`,
@@ -68,6 +71,7 @@ MAX_LINE_BYTES = 1022  # manager.c: inbuf[1025] including CRLF
 MAX_LINES = 128  # AST_MAX_MANHEADERS
 
 _END = b"\r\n\r\n"
+UNDECODABLE = "\x00undecodable packet\r\n"  # prefixed to a packet that ``errors="strict"`` cannot decode
 _FOLLOWS = b"Response: Follows"
 _END_COMMAND = "--END COMMAND--"
 _MAX_BANNER = 1024
@@ -145,7 +149,17 @@ class Framer:
             return self._frame_follows(complete)
         if end > self.max_packet_size:
             self._check_parts(complete)
-        return complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        try:
+            return complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        except UnicodeDecodeError:  # errors="strict": only the packets that do not decode are lost
+            return [self._decode(part) for part in complete.split(_END)]
+
+    def _decode(self, packet: bytes) -> str:
+        """The text of one packet; one that does not decode becomes a text no parser takes (a malformed packet)."""
+        try:
+            return packet.decode(self.encoding, self.errors)
+        except UnicodeDecodeError:
+            return UNDECODABLE + packet.decode(self.encoding, "replace")
 
     def _take_banner(self, data: bytes) -> bytes:
         newline = data.find(b"\n")
@@ -205,7 +219,7 @@ class Framer:
             if len(part) > self.max_packet_size:
                 raise ProtocolError(f"packet of {len(part)} bytes exceeds max_packet_size")
             packets.append(part)
-        return [p.decode(self.encoding, self.errors) for p in packets]
+        return [self._decode(p) for p in packets]
 
 
 def _split_line(line: str) -> Tuple[str, str]:

@@ -80,5 +80,12 @@ class OriginateFailed(ActionError):
         pairs = [("Response", "Failure"), ("ActionID", event.get("ActionID", "")), ("Message", message)]
         super().__init__(Response.from_pairs(pairs))  # type: ignore[arg-type]
         self.event = event
-        reason = event.get("Reason", "")
-        self.reason: Optional[int] = int(reason) if reason.lstrip("-").isdigit() else None
+        self.reason: Optional[int] = reason_code(event.get("Reason", ""))
+
+
+def reason_code(text: str) -> Optional[int]:
+    """An ``OriginateResponse`` ``Reason`` as an int; None if it is none (whatever the server sent)."""
+    try:
+        return int(text) if text.strip().lstrip("-").isascii() else None
+    except ValueError:
+        return None

@@ -20,7 +20,7 @@ import pytest
 
 from amiclient import ActionTimeout, AMIClient, AMIConnectionError, AMIError, AuthenticationError
 from amiclient.helpers import Append, Insert, NewCat, RenameCat
-from amiclient.testing import FakeAMIServer, Fault, TLSFront
+from amiclient.testing import FakeAMIServer, Fault, Recorder, TLSFront
 
 USERS = {"admin": "s3cr3t!"}
 SECRET = "hunter2-SeCrEt-7x"
@@ -311,3 +311,29 @@ def test_config_edits_that_would_restructure_the_file_are_refused(server: FakeAM
         with pytest.raises(ValueError):
             client.update_config("sip.conf", [Append("100", "ok", "v"), edit])
         assert len(server.received_actions) == before
+
+
+# --------------------------------------------------------------------------- hostile bytes from the server
+
+def test_strict_decoding_skips_an_undecodable_packet_and_keeps_the_link(server: FakeAMIServer) -> None:
+    """README: a malformed packet is skipped and counted without dropping the link (``encoding_errors="strict"`` too)."""
+    seen = Recorder[Any]()
+    with make_client(server, encoding_errors="strict") as client:
+        client.add_listener(lambda event: seen(event.get("N")), "UserEvent")
+        server.emit_raw(b"Event: UserEvent\r\nN: 1\r\n\r\nEvent: UserEvent\r\nN: \xff\xfe\r\n\r\n"
+                        b"Event: UserEvent\r\nN: 3\r\n\r\n")
+        assert seen.wait_for(2, timeout=5.0) == ["1", "3"]
+        assert client.connected and client.ping().ok
+        assert client.stats.malformed_packets == 1
+
+
+@pytest.mark.parametrize("reason", ["--5", "\u00b2", "5x", ""])
+def test_a_garbled_originate_reason_is_no_reason_not_a_value_error(reason: str) -> None:
+    """A server's ``Reason: --5`` made OriginateFailed (and its message) raise ValueError instead."""
+    from amiclient import Event, OriginateFailed
+    from amiclient.helpers.calls import originate_failure_message
+
+    event = Event.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Channel", "PJSIP/1"),
+                              ("Reason", reason)])
+    error = OriginateFailed(event, originate_failure_message(event))
+    assert error.reason is None and "no reason given" in str(error)

@@ -26,7 +26,7 @@ from amiclient.testing import FakeAMIServer, Fault
 
 # How late (s) a future may resolve after its deadline (issue 7 promises 0.05 s; 2 cores shared by
 # several test runs add scheduling jitter on top, so the check allows a little more).
-DEADLINE_SLACK = 0.1
+DEADLINE_SLACK = 0.05
 TIMEOUT = 0.6  # the client's action timeout in this test
 SETTLE = 8.0  # teardown: how long every outstanding future may still take
 
