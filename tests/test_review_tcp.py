@@ -337,3 +337,14 @@ def test_a_garbled_originate_reason_is_no_reason_not_a_value_error(reason: str) 
                               ("Reason", reason)])
     error = OriginateFailed(event, originate_failure_message(event))
     assert error.reason is None and "no reason given" in str(error)
+
+
+# --------------------------------------------------------------------------- keepalive and long actions
+
+@pytest.mark.xfail(strict=False, reason="_tcp_reader.TcpReader._keepalive uses _tracker.ActionTracker.last_deadline, "
+                                        "which ignores actions without a deadline (timeout=None): their silence is "
+                                        "taken for a dead peer; perf's files")
+def test_an_action_without_timeout_keeps_a_silent_link(server: FakeAMIServer) -> None:
+    """README: while an action with a longer timeout is in flight the keepalive waits (timeout=None is the longest)."""
+    with make_client(server, keepalive=0.2, ping_timeout=0.3) as client:
+        assert client.action("Echo", Delay="1.2", Tag="forever", timeout=None)["Tag"] == "forever"
