@@ -370,6 +370,9 @@ def _render(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None or isinstance(value, (bytes, bytearray, memoryview, Mapping, list, tuple, set, frozenset)):
+        # str() of these is Python's spelling ("None", "b'abc'", "['a']"), never what the caller meant
+        raise ValueError(f"a header value must be a str, number or bool here, not {type(value).__name__}")
     return str(value)
 
 

@@ -348,3 +348,21 @@ def test_an_action_without_timeout_keeps_a_silent_link(server: FakeAMIServer) ->
     """README: while an action with a longer timeout is in flight the keepalive waits (timeout=None is the longest)."""
     with make_client(server, keepalive=0.2, ping_timeout=0.3) as client:
         assert client.action("Echo", Delay="1.2", Tag="forever", timeout=None)["Tag"] == "forever"
+
+
+# --------------------------------------------------------------------------- values Python would spell, not the caller
+
+@pytest.mark.parametrize("headers", [
+    {"Variable": "X", "Value": b"abc"},                 # sent as "b'abc'"
+    {"Variable": "X", "Value": bytearray(b"abc")},
+    {"Variable": "X", "Value": ["a", None]},            # a None inside a list was sent as "None"
+    {"Variable": "X", "Value": [["a", "b"]]},           # sent as "['a', 'b']"
+    {"Variable": "X", "Value": [{"a": "b"}]},
+], ids=["bytes", "bytearray", "none-in-list", "nested-list", "mapping-in-list"])
+def test_values_that_python_would_spell_out_are_refused(server: FakeAMIServer, headers: Any) -> None:
+    """Nothing is sent that the caller did not mean: ``str(b"abc")`` is not the value ``abc``."""
+    with make_client(server) as client:
+        before = len(server.received_actions)
+        with pytest.raises(ValueError):
+            client.action("Setvar", headers)
+        assert len(server.received_actions) == before
