@@ -242,8 +242,10 @@ class Lifecycle:
 
     def _after_fork_in_child(self) -> None:
         """Drop the parent's socket and threads; every lock is new; reconnect on first use if the parent was connected."""
-        link, was_running = self._link, self._io_thread is not None
+        link, opening, was_running = self._link, self._opening, self._io_thread is not None
         self._init_runtime()
+        if opening is not None:  # a connect in progress in the parent: the child must not keep its socket open
+            opening.detach_after_fork()
         self._registry.reset_after_fork()
         self._dispatcher = self._new_dispatcher()
         self._callbacks = self._new_callback_runner()

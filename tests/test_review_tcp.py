@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import ssl
 import subprocess
@@ -366,3 +367,41 @@ def test_values_that_python_would_spell_out_are_refused(server: FakeAMIServer, h
         with pytest.raises(ValueError):
             client.action("Setvar", headers)
         assert len(server.received_actions) == before
+
+
+# --------------------------------------------------------------------------- fork while connecting
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_the_parent_connects_does_not_keep_that_socket(server: FakeAMIServer) -> None:
+    """The child kept the parent's half-open connection's socket (one leaked fd per pre-forked worker)."""
+    server.set_fault(Fault.STALL)
+    client = make_client(server, lazy=True, connect_timeout=5.0)
+    client_thread = threading.Thread(target=_ignore_errors, args=(client.connect,))
+    client_thread.start()
+    deadline = time.monotonic() + 5.0
+    while getattr(client._opening, "_sock", None) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fd = client._opening._sock.fileno()  # type: ignore[union-attr]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            try:
+                os.fstat(fd)
+                code = 3  # still open in the child
+            except OSError:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    client.close()
+    client_thread.join(5.0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def _ignore_errors(function: Any) -> None:
+    try:
+        function()
+    except AMIError:
+        pass
