@@ -262,18 +262,23 @@ class Dispatcher:
         if self.overflow == "drop_newest":
             self.dropped += excess
             return events[: max(room, 0)]
+        # Oldest first, without copying the queue: the cost is the batches emptied (and any
+        # call_soon callables before them, which stay), not the queue's length.
         queue = self._queue
-        for batch in list(queue):
-            if excess <= 0:
-                break
+        index = 0
+        while excess > 0 and index < len(queue):
+            batch = queue[index]  # near the front: cheap
             if not _is_event_batch(batch):
+                index += 1
                 continue
             cut = min(excess, len(batch))
             del batch[:cut]
             self.dropped += cut
             excess -= cut
-        while queue and not queue[0]:
-            queue.popleft()
+            if batch:
+                index += 1
+            else:
+                del queue[index]
         if excess > 0:
             self.dropped += excess
             events = events[excess:]

@@ -405,3 +405,59 @@ def _ignore_errors(function: Any) -> None:
         function()
     except AMIError:
         pass
+
+
+# --------------------------------------------------------------------------- floods while a listener is stuck
+
+EVENT = "Event: UserEvent\r\nUserEvent: Flood"
+
+
+def _put_cost(dispatcher: Any, puts: int) -> float:
+    started = time.perf_counter()
+    for _ in range(puts):
+        dispatcher.put_events([EVENT])
+    return (time.perf_counter() - started) / puts
+
+
+def test_a_full_queue_costs_the_reader_the_same_whatever_its_length() -> None:
+    """drop_oldest copied the whole queue on every read once full: with 100k queued reads, the io thread
+    spent milliseconds per read (seconds per second under a flood), so answers came late."""
+    from amiclient._listeners import Dispatcher, ListenerRegistry
+
+    small, large = Dispatcher(ListenerRegistry(), max_events=10), Dispatcher(ListenerRegistry(), max_events=100_000)
+    for dispatcher, size in ((small, 10), (large, 100_000)):
+        for _ in range(size):
+            dispatcher.put_events([EVENT])
+    for _ in range(3):  # the best of three: a loaded machine slows both alike
+        ratio = _put_cost(large, 300) / _put_cost(small, 300)
+        if ratio < 20:
+            break
+    assert ratio < 20, f"a put on a full queue of 100k reads costs {ratio:.0f} times one on a queue of 10"
+    assert large.counts()[3] == 100_000
+
+
+def test_events_dropped_around_a_state_callback_leave_nothing_behind(caplog: pytest.LogCaptureFixture) -> None:
+    """Batches emptied behind a queued state callback stayed queued: each later read walked them again, and
+    the dispatcher logged 'a callback raised' (IndexError) for every one of them."""
+    from amiclient._listeners import Dispatcher, ListenerRegistry
+
+    caplog.set_level(logging.WARNING)
+    registry = ListenerRegistry()
+    dispatcher = Dispatcher(registry, max_events=100, backlog_warning=10**9)
+    for _ in range(100):
+        dispatcher.put_events([EVENT])
+    ran = threading.Event()
+    dispatcher.call_soon(ran.set)
+    for _ in range(300):
+        dispatcher.put_events([EVENT])
+    seen = Recorder[Any]()
+    registry.add(seen)
+    dispatcher.start()
+    try:
+        assert ran.wait(5.0)
+        seen.wait_for(100, timeout=5.0)
+    finally:
+        dispatcher.stop(5.0)
+    received, dispatched, dropped, queued = dispatcher.counts()
+    assert (received, dispatched, dropped, queued) == (400, 100, 300, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
