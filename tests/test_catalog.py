@@ -204,6 +204,7 @@ def wire() -> Iterator[Tuple[FakeAMIServer, AMIClient]]:
         for name in set(action_names()) - MANAGED:
             server.add_handler(name, lambda s, p: build_response(p, "done"))
         with AMIClient("127.0.0.1", server.port, "admin", "pw", reconnect=False, timeout=5, validate="strict") as client:
+            client.ping()  # the reader runs (its wake-up sockets exist) before the first test's leak check starts
             yield server, client
 
 
