@@ -461,3 +461,21 @@ def test_events_dropped_around_a_state_callback_leave_nothing_behind(caplog: pyt
     received, dispatched, dropped, queued = dispatcher.counts()
     assert (received, dispatched, dropped, queued) == (400, 100, 300, 0)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+
+
+# --------------------------------------------------------------------------- errors crossing processes
+
+def test_action_errors_survive_pickling(server: FakeAMIServer) -> None:
+    """An ActionError raised in a multiprocessing worker could not be unpickled by the parent (broken pool)."""
+    import pickle
+
+    from amiclient import ActionError, Event, OriginateFailed
+
+    with make_client(server) as client:
+        with pytest.raises(ActionError) as info:
+            client.hangup("PJSIP/nobody-00000001")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is ActionError and str(copy) == str(info.value) and copy.response == info.value.response
+    event = Event.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "5")])
+    failed = pickle.loads(pickle.dumps(OriginateFailed(event, "busy")))
+    assert (failed.reason, failed.event, failed.response.message) == (5, event, "busy")
