@@ -156,7 +156,7 @@ def _close_racing_the_io_thread(server: FakeAMIServer, futures: List[Any]) -> No
     for _ in range(40):
         client = make_client(server, lazy=True)
 
-        def send() -> None:
+        def send(client: AMIClient = client) -> None:
             try:
                 futures.append(client.send_action("Silent", timeout=None))
             except AMIError:
@@ -182,7 +182,7 @@ def test_close_right_after_connect_never_kills_the_io_thread(server: FakeAMIServ
     try:
         for _ in range(40):
             client = make_client(server, lazy=True)
-            sender = threading.Thread(target=lambda: client.wait_connected(5.0))
+            sender = threading.Thread(target=client.wait_connected, args=(5.0,))
             sender.start()
             client.connect()
             client.close(timeout=0)
