@@ -479,3 +479,19 @@ def test_action_errors_survive_pickling(server: FakeAMIServer) -> None:
     event = Event.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "5")])
     failed = pickle.loads(pickle.dumps(OriginateFailed(event, "busy")))
     assert (failed.reason, failed.event, failed.response.message) == (5, event, "busy")
+
+
+def test_a_list_response_keeps_its_items_when_pickled_or_copied(server: FakeAMIServer) -> None:
+    """``status()``'s Response sent to another process (or copied) arrived without its events."""
+    import copy
+    import pickle
+
+    name = server.simulate_call("PJSIP/100")
+    with make_client(server) as client:
+        response = client.action("Status")
+        assert response.events and response.complete_event is not None
+        for clone in (pickle.loads(pickle.dumps(response)), copy.copy(response), response.copy()):
+            assert clone == response
+            assert clone.events == response.events and clone.complete_event == response.complete_event
+    if name:
+        server.hangup(name)
