@@ -513,21 +513,29 @@ def header_value(fields: Mapping[str, HeaderValue], key: str, default: Any) -> A
 def split_action(
     action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]], fields: Dict[str, HeaderValue]
 ) -> Tuple[str, Dict[str, HeaderValue]]:
-    """The action name and its headers, from ``send_action``'s forms (a name, or a mapping with ``Action``)."""
+    """The action name and its headers, from ``send_action``'s forms (a name, or a mapping with ``Action``).
+
+    An ``Action`` header besides the action's name raises ``ValueError``
+    (Asterisk would run the first one, which may not be the one meant).
+    Headers differing only in case are kept: ``UserEvent`` sends them all.
+    """
     if isinstance(action, str):
         merged = dict(headers) if headers else {}
         merged.update(fields)
-        return action, merged
-    merged = dict(action)
-    if headers:
-        merged.update(headers)
-    merged.update(fields)
-    for key in list(merged):
-        if key.lower() == "action":
-            name = merged.pop(key)
-            if isinstance(name, str) and name:
-                return name, merged
-    raise ValueError("an action mapping needs an 'Action' key")
+        name = action
+    else:
+        merged = dict(action)
+        if headers:
+            merged.update(headers)
+        merged.update(fields)
+        given = next((merged.pop(key) for key in list(merged) if isinstance(key, str) and key.lower() == "action"), None)
+        if not isinstance(given, str) or not given:
+            raise ValueError("an action mapping needs an 'Action' key")
+        name = given
+    for key in merged:
+        if isinstance(key, str) and len(key) == 6 and key.lower() == "action":
+            raise ValueError(f"the action's name is given twice (an {key!r} header too)")
+    return name, merged
 
 
 def pop_action_id(fields: Dict[str, HeaderValue]) -> Optional[str]:

@@ -495,3 +495,17 @@ def test_a_list_response_keeps_its_items_when_pickled_or_copied(server: FakeAMIS
             assert clone.events == response.events and clone.complete_event == response.complete_event
     if name:
         server.hangup(name)
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.action("Ping", {"Action": "Hangup", "Channel": "PJSIP/100-00000001"}),
+    lambda c: c.action("Ping", ACTION="Hangup"),
+    lambda c: c.action({"Action": "Ping", "action": "Hangup"}),
+], ids=["headers", "kwargs", "mapping"])
+def test_an_action_named_twice_is_refused(server: FakeAMIServer, call: Any) -> None:
+    """``Action: Ping`` plus ``Action: Hangup`` went out as one action: Asterisk runs the first, whichever that is."""
+    with make_client(server) as client:
+        before = len(server.received_actions)
+        with pytest.raises(ValueError):
+            call(client)
+        assert len(server.received_actions) == before
