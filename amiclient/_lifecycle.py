@@ -191,8 +191,12 @@ class Lifecycle:
         return self._link
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        """Block until connected (or reconnected); False on timeout."""
-        return self._connected.wait(_wait_limit(timeout))
+        """Block until connected (or reconnected); False on timeout, or once the client is closed."""
+        if self._connected.is_set():
+            return True
+        with self._link_changed:
+            self._link_changed.wait_for(lambda: self._connected.is_set() or self._closed, _wait_limit(timeout))
+        return self._connected.is_set() and not self._closed
 
     @property
     def connected(self) -> bool:

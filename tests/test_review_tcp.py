@@ -509,3 +509,20 @@ def test_an_action_named_twice_is_refused(server: FakeAMIServer, call: Any) -> N
         with pytest.raises(ValueError):
             call(client)
         assert len(server.received_actions) == before
+
+
+def test_close_wakes_a_thread_waiting_for_the_connection(server: FakeAMIServer) -> None:
+    """wait_connected() (no timeout) on a client that is down never returned once another thread closed it."""
+    server.set_fault(Fault.STALL)
+    client = make_client(server, connect_timeout=10.0)
+    connecting = threading.Thread(target=_ignore_errors, args=(client.connect,))
+    connecting.start()
+    outcome: List[bool] = []
+    waiter = threading.Thread(target=lambda: outcome.append(client.wait_connected()), daemon=True)
+    waiter.start()
+    waiter.join(0.2)
+    started = time.monotonic()
+    client.close(timeout=1.0)
+    waiter.join(2.0)
+    connecting.join(2.0)
+    assert outcome == [False] and time.monotonic() - started < 2.5
