@@ -95,10 +95,13 @@ class Lifecycle:
         """Connect, read the banner and log in; raises AuthenticationError or AMIConnectionError.
 
         Concurrent callers share one attempt; ``timeout`` bounds this
-        caller's wait (AMIConnectionError; the attempt goes on).  On a
-        client whose link dropped with ``reconnect=False``, opens a new one.
+        caller's wait (AMIConnectionError; the attempt goes on).  While the
+        client reconnects, waits for the new link (ConnectionLost when the
+        timeout ends first).  On a client whose link dropped with
+        ``reconnect=False``, opens a new one.
         """
         wait = _wait_limit(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._lock:
             if self._closed:
                 raise ClientClosed("the client is closed")
@@ -106,6 +109,8 @@ class Lifecycle:
         if not attempt.done.wait(wait):
             raise AMIConnectionError(f"not connected to {self.address} within {timeout:g} s")
         attempt.raise_error()
+        if not self._connected.is_set():  # the first link came and went: wait for the reconnect, as a caller would
+            self._wait_link(deadline)
         return self
 
     def _start_locked(self) -> ConnectAttempt:

@@ -526,3 +526,20 @@ def test_close_wakes_a_thread_waiting_for_the_connection(server: FakeAMIServer) 
     waiter.join(2.0)
     connecting.join(2.0)
     assert outcome == [False] and time.monotonic() - started < 2.5
+
+
+def test_connect_while_reconnecting_returns_only_once_connected(server: FakeAMIServer) -> None:
+    """connect() during a reconnect returned at once, not connected ("Connect, read the banner and log in")."""
+    from amiclient import Backoff
+
+    client = make_client(server, reconnect=True, backoff=Backoff(base=0.05, cap=0.1), connect_timeout=0.3)
+    with client:
+        server.set_fault(Fault.STALL)  # every new connection hangs before its banner
+        server.drop_all()
+        started = time.monotonic()
+        with pytest.raises(AMIConnectionError):
+            client.connect(timeout=0.5)
+        assert 0.4 < time.monotonic() - started < 2.0
+        server.clear_faults()
+        server.drop_all()  # the stalled attempt ends; the next one gets a banner
+        assert client.connect(timeout=10.0) is client and client.connected
