@@ -533,9 +533,12 @@ def test_connect_while_reconnecting_returns_only_once_connected(server: FakeAMIS
     from amiclient import Backoff
 
     client = make_client(server, reconnect=True, backoff=Backoff(base=0.05, cap=0.1), connect_timeout=0.3)
+    states = Recorder[Any]()
+    client.on_state(states)
     with client:
         server.set_fault(Fault.STALL)  # every new connection hangs before its banner
         server.drop_all()
+        states.wait_for(1, lambda change: change.state.value == "disconnected", timeout=5.0)
         started = time.monotonic()
         with pytest.raises(AMIConnectionError):
             client.connect(timeout=0.5)
