@@ -24,8 +24,9 @@ from amiclient.retry import Backoff
 from amiclient.state import ConnectionState, StateChange
 from amiclient.testing import FakeAMIServer, Fault
 
-# How late (s) a future may resolve after its deadline (issue 7 promises 0.05 s; 2 cores shared by
-# several test runs add scheduling jitter on top, so the check allows a little more).
+# How late (s) a future may resolve after its deadline: issue 7's promise itself.  It held in 20 runs
+# on 2 cores shared with other test runs (load 3-4); if a loaded CI ever flakes, 0.1 is the fallback.
+# (A tracked deadline counts from when send_action returned, a little after the client's own.)
 DEADLINE_SLACK = 0.05
 TIMEOUT = 0.6  # the client's action timeout in this test
 SETTLE = 8.0  # teardown: how long every outstanding future may still take
