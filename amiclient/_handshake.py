@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 from typing import Callable, Dict, List, Mapping, Optional, Union
 
 from ._connection import Connection
@@ -35,9 +36,10 @@ class Handshake:
     def login(self, username: str, secret: str, auth: str, events: Union[bool, str]) -> None:
         """Log in (MD5 challenge unless ``auth == "plain"``); AuthenticationError if refused.
 
-        ``auth="auto"`` sends the plain secret only over TLS when the server
-        refuses the challenge; over plain TCP it raises AuthenticationError
-        (a man in the middle could refuse the challenge to read the secret).
+        ``auth="auto"`` sends the plain secret only over TLS that verifies the
+        server's certificate when the server refuses the challenge; otherwise
+        it raises AuthenticationError (a man in the middle could refuse the
+        challenge to read the secret).
         Errors name the ``Secret`` header, never its value.
         """
         conn = self.conn
@@ -56,6 +58,11 @@ class Handshake:
                 raise AuthenticationError(
                     f"{conn.address} refused the MD5 challenge ({response.message}); auth='auto' does not send "
                     "the secret in clear text over an unencrypted link: use tls, or auth='plain' if you accept that")
+            elif conn.ssl_context.verify_mode == ssl.CERT_NONE:
+                raise AuthenticationError(
+                    f"{conn.address} refused the MD5 challenge ({response.message}); auth='auto' does not send "
+                    "the secret over TLS that does not verify the server's certificate (anyone in the middle could "
+                    "read it): verify the certificate, or use auth='plain' if you accept that")
             else:
                 log.info("%s refused the MD5 challenge; logging in with the plain secret over TLS", conn.address)
         fields["Events"] = events if isinstance(events, str) else ("on" if events else "off")

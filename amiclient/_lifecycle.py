@@ -95,16 +95,22 @@ class Lifecycle:
         """Connect, read the banner and log in; raises AuthenticationError or AMIConnectionError.
 
         Concurrent callers share one attempt; ``timeout`` bounds this
-        caller's wait (AMIConnectionError; the attempt goes on).  On a
-        client whose link dropped with ``reconnect=False``, opens a new one.
+        caller's wait (AMIConnectionError; the attempt goes on).  While the
+        client reconnects, waits for the new link (ConnectionLost when the
+        timeout ends first).  On a client whose link dropped with
+        ``reconnect=False``, opens a new one.
         """
+        wait = _wait_limit(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._lock:
             if self._closed:
                 raise ClientClosed("the client is closed")
             attempt = self._start_locked()
-        if not attempt.done.wait(timeout):
+        if not attempt.done.wait(wait):
             raise AMIConnectionError(f"not connected to {self.address} within {timeout:g} s")
         attempt.raise_error()
+        if not self._connected.is_set():  # the first link came and went: wait for the reconnect, as a caller would
+            self._wait_link(deadline)
         return self
 
     def _start_locked(self) -> ConnectAttempt:
@@ -182,16 +188,20 @@ class Lifecycle:
                 elif attempt is None:
                     attempt = self._attempt
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if remaining is not None and not remaining > 0:  # NaN included
                     raise ConnectionLost(f"not connected to {self.address} before the action's deadline")
-                self._link_changed.wait(remaining)
+                self._link_changed.wait(_wait_limit(remaining))
 
     def _live_link(self) -> Optional[TcpLink]:
         return self._link
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        """Block until connected (or reconnected); False on timeout."""
-        return self._connected.wait(timeout)
+        """Block until connected (or reconnected); False on timeout, or once the client is closed."""
+        if self._connected.is_set():
+            return True
+        with self._link_changed:
+            self._link_changed.wait_for(lambda: self._connected.is_set() or self._closed, _wait_limit(timeout))
+        return self._connected.is_set() and not self._closed
 
     @property
     def connected(self) -> bool:
@@ -205,9 +215,15 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ close
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Log off, close the socket and join the client's threads within ``timeout`` s; idempotent, safe from a listener."""
-        deadline = time.monotonic() + timeout
+    def close(self, timeout: Optional[float] = 5.0) -> None:
+        """Log off, close the socket and join the client's threads within ``timeout`` s; idempotent, safe from a listener.
+
+        Every action still waiting fails with ClientClosed, whatever state the
+        io thread is in.  ``timeout=None``: wait for the threads without limit.
+        """
+        limit = _wait_limit(timeout)
+        deadline = time.monotonic() + (threading.TIMEOUT_MAX if limit is None else limit)
+        timeout = deadline - time.monotonic()
         with self._lock:
             if self._closed:
                 return
@@ -224,6 +240,8 @@ class Lifecycle:
         for thread in io_threads:
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        if link is not None:  # normally done by the io thread; not if it died or is still stuck
+            link.tracker.close(ClientClosed("the client was closed"))
         self._emit(StateChange(ConnectionState.CLOSED))
         self._dispatcher.stop(max(0.0, deadline - time.monotonic()) / 2)  # it may join twice
         self._callbacks.stop(max(0.0, deadline - time.monotonic()))
@@ -233,8 +251,10 @@ class Lifecycle:
 
     def _after_fork_in_child(self) -> None:
         """Drop the parent's socket and threads; every lock is new; reconnect on first use if the parent was connected."""
-        link, was_running = self._link, self._io_thread is not None
+        link, opening, was_running = self._link, self._opening, self._io_thread is not None
         self._init_runtime()
+        if opening is not None:  # a connect in progress in the parent: the child must not keep its socket open
+            opening.detach_after_fork()
         self._registry.reset_after_fork()
         self._dispatcher = self._new_dispatcher()
         self._callbacks = self._new_callback_runner()
@@ -242,6 +262,15 @@ class Lifecycle:
             link.conn.detach_after_fork()
         if was_running and not self._closed:
             self.lazy = True
+
+
+def _wait_limit(timeout: Optional[float]) -> Optional[float]:
+    """``timeout`` (s) as a wait the threading module takes: None (no limit) for None, infinity or huge values."""
+    if timeout is None:
+        return None
+    if timeout != timeout:
+        raise ValueError("a timeout must be a number of seconds, not NaN")
+    return None if timeout >= threading.TIMEOUT_MAX else max(0.0, timeout)
 
 
 def _after_fork() -> None:

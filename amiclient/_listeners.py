@@ -208,6 +208,7 @@ class Dispatcher:
         self._abandon = False
         self._warned = False
         self._thread: Optional[threading.Thread] = None
+        self._in_callback = False  # a call_soon() function (state callbacks) is running
         self._shapes = EventShapes()  # used by the dispatcher thread only
 
     @property
@@ -261,18 +262,23 @@ class Dispatcher:
         if self.overflow == "drop_newest":
             self.dropped += excess
             return events[: max(room, 0)]
+        # Oldest first, without copying the queue: the cost is the batches emptied (and any
+        # call_soon callables before them, which stay), not the queue's length.
         queue = self._queue
-        for batch in list(queue):
-            if excess <= 0:
-                break
+        index = 0
+        while excess > 0 and index < len(queue):
+            batch = queue[index]  # near the front: cheap
             if not _is_event_batch(batch):
+                index += 1
                 continue
             cut = min(excess, len(batch))
             del batch[:cut]
             self.dropped += cut
             excess -= cut
-        while queue and not queue[0]:
-            queue.popleft()
+            if batch:
+                index += 1
+            else:
+                del queue[index]
         if excess > 0:
             self.dropped += excess
             events = events[excess:]
@@ -303,7 +309,8 @@ class Dispatcher:
                 self._abandon = True
             thread.join(timeout)
         if thread.is_alive():
-            log.warning("%s: a listener has not returned within %.1f s of close()", self.name, 2 * timeout)
+            if self.registry._calling is not None or self._in_callback:  # a listener holds the thread
+                log.warning("%s: a listener has not returned within %.1f s of close()", self.name, 2 * timeout)
             return False
         self._thread = None
         return True
@@ -327,10 +334,13 @@ class Dispatcher:
                     return
                 batch = queue.popleft()
             if not _is_event_batch(batch):
+                self._in_callback = True
                 try:
                     batch[0]()  # type: ignore[operator]
                 except Exception:
                     log.exception("%s: a callback raised", self.name)
+                finally:
+                    self._in_callback = False
                 continue
             parse = self._shapes.parse
             counted = 0  # events of this batch already added to self.dispatched

@@ -17,6 +17,9 @@ specially:
   LF-terminated CLI text (which may hold blank lines) and
   ``--END COMMAND--``; such a packet ends only after that marker.
 * A packet larger than ``max_packet_size`` raises :class:`ProtocolError`.
+* With ``errors="strict"``, a packet that does not decode is returned as
+  :data:`UNDECODABLE` plus its text, which :func:`parse_packet` refuses
+  (a malformed packet: skipped, the link kept).
 
 :func:`parse_packet` turns the text of one packet into a
 :class:`~amiclient.packet.Response` or :class:`~amiclient.packet.Event`,
@@ -68,6 +71,7 @@ MAX_LINE_BYTES = 1022  # manager.c: inbuf[1025] including CRLF
 MAX_LINES = 128  # AST_MAX_MANHEADERS
 
 _END = b"\r\n\r\n"
+UNDECODABLE = "\x00undecodable packet\r\n"  # prefixed to a packet that ``errors="strict"`` cannot decode
 _FOLLOWS = b"Response: Follows"
 _END_COMMAND = "--END COMMAND--"
 _MAX_BANNER = 1024
@@ -145,11 +149,21 @@ class Framer:
             return self._frame_follows(complete)
         if end > self.max_packet_size:
             self._check_parts(complete)
-        texts = complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        try:
+            texts = complete.decode(self.encoding, self.errors).split("\r\n\r\n")
+        except UnicodeDecodeError:  # errors="strict": only the packets that do not decode are lost
+            texts = [self._decode(part) for part in complete.split(_END)]
         if complete.startswith(b"\r\n") or data.find(b"\r\n\r\n\r\n", 0, end + 4) >= 0:
             # stray blank lines between packets: the same texts wherever the reads split
             texts = [text.strip("\r\n") for text in texts]
         return texts
+
+    def _decode(self, packet: bytes) -> str:
+        """The text of one packet; one that does not decode becomes a text no parser takes (a malformed packet)."""
+        try:
+            return packet.decode(self.encoding, self.errors)
+        except UnicodeDecodeError:
+            return UNDECODABLE + packet.decode(self.encoding, "replace")
 
     def _take_banner(self, data: bytes) -> bytes:
         newline = data.find(b"\n")
@@ -209,7 +223,7 @@ class Framer:
             if len(part) > self.max_packet_size:
                 raise ProtocolError(f"packet of {len(part)} bytes exceeds max_packet_size")
             packets.append(part)
-        return [p.decode(self.encoding, self.errors) for p in packets]
+        return [self._decode(p) for p in packets]
 
 
 def _split_line(line: str) -> Tuple[str, str]:
@@ -360,14 +374,25 @@ def _render(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None or isinstance(value, (bytes, bytearray, memoryview, Mapping, list, tuple, set, frozenset)):
+        # str() of these is Python's spelling ("None", "b'abc'", "['a']"), never what the caller meant
+        raise ValueError(f"a header value must be a str, number or bool here, not {type(value).__name__}")
     return str(value)
+
+
+_SECRET_HEADERS = frozenset(("secret", "key"))  # errors name these headers, never show their values
+
+
+def _shown(key: str, text: str) -> str:
+    """``text`` for an error message: ``(value not shown)`` for a secret header."""
+    return "(value not shown)" if key.lower() in _SECRET_HEADERS else repr(text[:60])
 
 
 def _value(key: str, value: Any) -> str:
     text = _render(value)
     if text and text[0] <= " ":
         raise ValueError(f"the {key} value starts with whitespace or a control character, "
-                         f"which Asterisk would drop: {text[:60]!r}")
+                         f"which Asterisk would drop: {_shown(key, text)}")
     return text
 
 
@@ -397,8 +422,8 @@ def escape_app_arg(text: str) -> str:
 
 
 def join_app_args(items: Sequence[Any], what: str = "argument") -> str:
-    """One comma-separated header value that Asterisk splits back into exactly ``items``."""
-    parts = [_render(item) for item in items]
+    """One comma-separated header value that Asterisk splits back into exactly ``items`` (a str is one item)."""
+    parts = [_render(item) for item in ([items] if isinstance(items, str) else items)]
     if any(not part for part in parts):
         raise ValueError(f"an empty {what} cannot be sent in a comma-separated list")
     return ",".join(escape_app_arg(part) for part in parts)
@@ -455,13 +480,29 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     text = "\r\n".join(lines)
     if text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1:  # one scan each, not one per value
         bad = next(line for line in lines if "\r" in line or "\n" in line)
-        raise ValueError(f"{bad.partition(':')[0]} contains CR or LF: {bad[:60]!r}")
+        key = bad.partition(":")[0]
+        raise ValueError(f"{key} contains CR or LF: {_shown(key, bad)}")
     if "\x00" in text:
         raise ValueError("a header contains a NUL character; Asterisk would cut the value there")
-    data = (text + "\r\n\r\n").encode("utf-8")
+    try:
+        data: Optional[bytes] = (text + "\r\n\r\n").encode("utf-8")
+    except UnicodeEncodeError:  # raised below, outside this block: the error holds the whole text, secrets included
+        data = None
+    if data is None:
+        bad = next(line for line in lines if not _utf8(line))
+        key = bad.partition(":")[0]
+        raise ValueError(f"{key} holds a character UTF-8 cannot encode (a lone surrogate): {_shown(key, bad)}")
     if len(data) > MAX_LINE_BYTES and any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in lines):
         raise ValueError(f"a header line is longer than {MAX_LINE_BYTES} bytes; Asterisk would reject it")
     return data
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def header_value(fields: Mapping[str, HeaderValue], key: str, default: Any) -> Any:
@@ -476,21 +517,29 @@ def header_value(fields: Mapping[str, HeaderValue], key: str, default: Any) -> A
 def split_action(
     action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]], fields: Dict[str, HeaderValue]
 ) -> Tuple[str, Dict[str, HeaderValue]]:
-    """The action name and its headers, from ``send_action``'s forms (a name, or a mapping with ``Action``)."""
+    """The action name and its headers, from ``send_action``'s forms (a name, or a mapping with ``Action``).
+
+    An ``Action`` header besides the action's name raises ``ValueError``
+    (Asterisk would run the first one, which may not be the one meant).
+    Headers differing only in case are kept: ``UserEvent`` sends them all.
+    """
     if isinstance(action, str):
         merged = dict(headers) if headers else {}
         merged.update(fields)
-        return action, merged
-    merged = dict(action)
-    if headers:
-        merged.update(headers)
-    merged.update(fields)
-    for key in list(merged):
-        if key.lower() == "action":
-            name = merged.pop(key)
-            if isinstance(name, str) and name:
-                return name, merged
-    raise ValueError("an action mapping needs an 'Action' key")
+        name = action
+    else:
+        merged = dict(action)
+        if headers:
+            merged.update(headers)
+        merged.update(fields)
+        given = next((merged.pop(key) for key in list(merged) if isinstance(key, str) and key.lower() == "action"), None)
+        if not isinstance(given, str) or not given:
+            raise ValueError("an action mapping needs an 'Action' key")
+        name = given
+    for key in merged:
+        if isinstance(key, str) and len(key) == 6 and key.lower() == "action":
+            raise ValueError(f"the action's name is given twice (an {key!r} header too)")
+    return name, merged
 
 
 def pop_action_id(fields: Dict[str, HeaderValue]) -> Optional[str]:

@@ -159,8 +159,9 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
         """Connect, read the banner and log in; raises AuthenticationError or AMIConnectionError.
 
         Concurrent callers share one attempt; ``timeout`` bounds this
-        caller's wait (AMIConnectionError; the attempt goes on).  On a
-        client whose link dropped with ``reconnect=False``, opens a new one.
+        caller's wait (AMIConnectionError; the attempt goes on).  While the
+        client reconnects, waits for the new link.  On a client whose link
+        dropped with ``reconnect=False``, opens a new one.
         """
         return super().connect(timeout)  # type: ignore[no-any-return]
 

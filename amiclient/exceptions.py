@@ -1,7 +1,7 @@
 """The amiclient exception hierarchy: every error the library raises derives from AMIError."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from .packet import Event, Response
@@ -52,6 +52,9 @@ class ActionError(AMIError):
         action_id = response.action_id or "-"
         super().__init__(f"{response.status or 'Error'}: {response.message or '(no message)'} (ActionID {action_id})")
 
+    def __reduce__(self) -> Any:  # picklable (multiprocessing): rebuilt from the response, not from the message
+        return (type(self), (self.response,), self.__dict__)
+
 
 class ActionTimeout(AMIError, TimeoutError):
     """No complete answer arrived within the action's timeout."""
@@ -80,5 +83,15 @@ class OriginateFailed(ActionError):
         pairs = [("Response", "Failure"), ("ActionID", event.get("ActionID", "")), ("Message", message)]
         super().__init__(Response.from_pairs(pairs))  # type: ignore[arg-type]
         self.event = event
-        reason = event.get("Reason", "")
-        self.reason: Optional[int] = int(reason) if reason.lstrip("-").isdigit() else None
+        self.reason: Optional[int] = reason_code(event.get("Reason", ""))
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.event, self.response.message or ""), self.__dict__)
+
+
+def reason_code(text: str) -> Optional[int]:
+    """An ``OriginateResponse`` ``Reason`` as an int; None if it is none (whatever the server sent)."""
+    try:
+        return int(text) if text.strip().lstrip("-").isascii() else None
+    except ValueError:
+        return None

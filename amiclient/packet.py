@@ -1,7 +1,7 @@
 """AMI packets as dictionaries: keys as received, case-insensitive lookups, repeated keys kept."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, overload
+from typing import Any, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, cast, overload
 
 __all__ = ["Packet", "Response", "Event"]
 
@@ -194,6 +194,18 @@ class Response(Packet):
     @events.setter
     def events(self, events: List["Event"]) -> None:
         self._events = events
+
+    def __reduce__(self) -> Union[str, Tuple[Any, ...]]:
+        state = {"_events": self._events, "complete_event": self.complete_event}  # a list's items travel too
+        return (type(self).from_pairs, (self.items_all(),), state)
+
+    def copy(self) -> "Response":
+        """A copy, repeated values, list items and the completing event included."""
+        clone = cast(Response, type(self).from_pairs(self.items_all()))
+        if self._events is not None:
+            clone._events = list(self._events)
+        clone.complete_event = self.complete_event
+        return clone
 
     @property
     def output(self) -> str:

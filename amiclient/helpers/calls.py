@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Sequence, Union, overload
 
 from .._protocol import join_app_args
-from ..exceptions import ActionTimeout, ConnectionLost, OriginateFailed
+from ..exceptions import ActionTimeout, ConnectionLost, OriginateFailed, reason_code
 from ..packet import Event, Response
 from ._base import DEFAULT, HelperHost, as_list, literal_channel, merge_extra, token, whole_seconds_ms
 
@@ -262,6 +262,7 @@ class CallHelpers(HelperHost):
 def originate_failure_message(event: Event) -> str:
     """``Originate of <channel> failed: reason N (<meaning>)``."""
     reason = event.get("Reason", "")
-    meaning = ORIGINATE_REASONS.get(int(reason), "unknown reason") if reason.lstrip("-").isdigit() else "no reason given"
+    code = reason_code(reason)
+    meaning = "no reason given" if code is None else ORIGINATE_REASONS.get(code, "unknown reason")
     return f"Originate of {event.get('Channel', '?')} failed: reason {reason or '?'} ({meaning})"
 

@@ -16,6 +16,33 @@ __all__ = ["Append", "ConfigEdit", "ConfigHelpers", "DelCat", "Delete", "EmptyCa
            "Update"]
 
 
+# Asterisk writes edits into the file as ``[category](templates)`` and ``var = value`` lines and reads
+# them back with its config parser: names holding that syntax would change the file's structure (a
+# category name ``x](admin)`` makes ``x`` inherit the template ``admin``), so they are refused.
+_BAD_CATEGORY = re.compile(r"[\[\]]")
+_BAD_TEMPLATE = re.compile(r'[\[\](),|="\\;]')
+_BAD_VARIABLE = re.compile(r"[\[\]=;]|\A[#(]")
+
+
+def _checked(value: Any, what: str, bad: "re.Pattern[str]", rule: str) -> str:
+    if not isinstance(value, str) or not value or value != value.strip() or bad.search(value):
+        raise ValueError(f"invalid {what} {value!r}: it must be non-empty, without blanks at either end and "
+                         f"without {rule} (Asterisk's config parser would read it differently)")
+    return value
+
+
+def _category(value: Any, what: str) -> str:
+    return _checked(value, what, _BAD_CATEGORY, "[ ]")
+
+
+def _template(value: Any) -> str:
+    return _checked(value, "template name", _BAD_TEMPLATE, '[ ] ( ) , | = " \\ ;')
+
+
+def _variable(value: Any) -> str:
+    return _checked(value, "variable name", _BAD_VARIABLE, "[ ] = ; or a leading # or (")
+
+
 @dataclass(frozen=True)
 class NewCat:
     """Create ``category`` (``template=True``: a template; ``inherit``: templates it uses; before ``before``)."""
@@ -26,8 +53,10 @@ class NewCat:
     before: Optional[str] = None
 
     def headers(self) -> Dict[str, "HeaderValue"]:
-        options = (["template"] if self.template else []) + ([f"inherit={'|'.join(self.inherit)}"] if self.inherit else [])
-        return {"Action": "NewCat", "Cat": self.category, "Options": ",".join(options) or None, "Match": self.before}
+        inherit = [_template(name) for name in ([self.inherit] if isinstance(self.inherit, str) else self.inherit)]
+        options = (["template"] if self.template else []) + ([f"inherit={'|'.join(inherit)}"] if inherit else [])
+        return {"Action": "NewCat", "Cat": _category(self.category, "category"), "Options": ",".join(options) or None,
+                "Match": self.before}
 
 
 @dataclass(frozen=True)
@@ -38,7 +67,7 @@ class RenameCat:
     new_name: str
 
     def headers(self) -> Dict[str, "HeaderValue"]:
-        return {"Action": "RenameCat", "Cat": self.category, "Value": self.new_name}
+        return {"Action": "RenameCat", "Cat": self.category, "Value": _category(self.new_name, "new_name")}
 
 
 @dataclass(frozen=True)
@@ -96,7 +125,7 @@ class Append:
     object: bool = False
 
     def headers(self) -> Dict[str, "HeaderValue"]:
-        return {"Action": "Append", "Cat": self.category, "Var": self.var, "Value": self.value,
+        return {"Action": "Append", "Cat": self.category, "Var": _variable(self.var), "Value": self.value,
                 "Options": "object" if self.object else None}
 
 
@@ -110,7 +139,8 @@ class Insert:
     line: int
 
     def headers(self) -> Dict[str, "HeaderValue"]:
-        return {"Action": "Insert", "Cat": self.category, "Var": self.var, "Value": self.value, "Line": self.line}
+        return {"Action": "Insert", "Cat": self.category, "Var": _variable(self.var), "Value": self.value,
+                "Line": self.line}
 
 
 ConfigEdit = Union[NewCat, RenameCat, DelCat, EmptyCat, Update, Delete, Append, Insert]
