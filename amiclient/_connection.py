@@ -391,11 +391,11 @@ class Connection(ReadRight):
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
         tls_lock = self._tls_lock
         monotonic = time.monotonic
-        wait = _waiter(sock, wake_r)
         rr = self._rr
         self._reader = threading.get_ident()
         reason: BaseException
         try:
+            wait = _waiter(sock, wake_r)  # raises ValueError if the socket was closed before the reader started
             if self._backlog:
                 backlog, self._backlog = self._backlog, []
                 on_packets(backlog)

@@ -10,6 +10,8 @@ not be written because the link was already down waits for the next link
 """
 from __future__ import annotations
 
+import math
+import threading
 import time
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Union
@@ -39,6 +41,18 @@ class Link(Protocol):
 
     def await_answer(self, future: ActionFuture) -> None:
         """Return when ``future`` is resolved or at its deadline (the caller may read for it)."""
+
+
+def checked_timeout(timeout: Optional[float]) -> Optional[float]:
+    """``timeout`` as the client uses it: None (or longer than any wait can be) means no limit.
+
+    Raises ValueError, before anything is sent, for a negative or NaN timeout.
+    """
+    if timeout is None:
+        return None
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+    return None if timeout > threading.TIMEOUT_MAX else timeout
 
 
 class Sender:
@@ -80,6 +94,7 @@ class Sender:
         data = serialize_action(name, merged, action_id)
         if timeout is UNSET:
             timeout = self._default_timeout(name, merged)
+        timeout = checked_timeout(timeout)
         future = ActionFuture(name, action_id, timeout)
         future.deadline = None if timeout is None else started + timeout
         future.callback_runner = self._callbacks.submit

@@ -236,7 +236,7 @@ class TcpReader:
                     raise ConnectionLost(f"keepalive Ping to {conn.address} failed")
                 link.ping = None
             elif now >= link.ping_sent + self.ping_timeout:
-                busy_until = link.tracker.last_deadline(longer_than=self.ping_timeout)
+                busy_until = link.tracker.last_deadline(longer_than=self.ping_timeout, ignore=link.ping)
                 if busy_until is None or now >= busy_until:
                     raise ConnectionLost(f"keepalive: no answer to Ping from {conn.address} within {self.ping_timeout:g} s")
                 return

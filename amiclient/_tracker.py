@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import threading
 import time
@@ -176,6 +177,8 @@ class ActionFuture(Future):  # type: ignore[type-arg]
 
     def wait_resolved(self, timeout: Optional[float] = None) -> None:
         """Block until resolved or ``timeout`` seconds (None: no limit); never raises."""
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None  # longer than any lock can wait: no limit
         if self._state != FINISHED and self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             self._resolved.release()
 
@@ -254,9 +257,9 @@ class ActionTracker:
                 raise ConnectionLost(str(self._closed))
             if future.action_id in self.pending:
                 raise ValueError(f"ActionID {future.action_id!r} is already in flight")
-            stale = self._tombstones.pop(future.action_id, None)
-            if stale is not None:  # the ActionID is reused: its old answer can no longer be told apart
-                stale.answered = True
+            if future.action_id in self._tombstones:  # its late answer could not be told apart from the new one's
+                raise ValueError(f"ActionID {future.action_id!r} belongs to an action that timed out and may still "
+                                 "be answered: use another ActionID")
             self.pending[future.action_id] = pending
             self._order.append(pending)
             self._trim()
@@ -443,12 +446,19 @@ class ActionTracker:
             deadlines = [p.deadline for p in self.pending.values() if p.deadline is not None and p.deadline > after]
         return min(deadlines) if deadlines else None
 
-    def last_deadline(self, longer_than: float = 0.0) -> Optional[float]:
-        """The latest deadline of the actions in flight whose timeout exceeds ``longer_than`` s (None: none)."""
+    def last_deadline(self, longer_than: float = 0.0, ignore: Optional[ActionFuture] = None) -> Optional[float]:
+        """The latest deadline of the actions in flight whose timeout exceeds ``longer_than`` s (None: none).
+
+        An action without a timeout counts as never expiring (``inf``); ``ignore`` is left out.
+        """
         with self._lock:
-            deadlines = [p.deadline for p in self.pending.values()
-                         if p.deadline is not None and (p.future.timeout or 0.0) > longer_than]
+            deadlines = [math.inf if p.deadline is None else p.deadline for p in self.pending.values()
+                         if p.future is not ignore and (p.deadline is None or (p.future.timeout or 0.0) > longer_than)]
         return max(deadlines) if deadlines else None
+
+    def knows(self, action_id: str) -> bool:
+        """Whether ``action_id`` is in flight or a tombstone (a new action must not use it)."""
+        return action_id in self.pending or action_id in self._tombstones
 
     def close(self, reason: AMIError) -> List[ActionFuture]:
         """Refuse new actions and fail every waiting one with ``reason``."""

@@ -147,7 +147,12 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
 
 
     def _next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._id_counter)}"
+        """A new ActionID; one a caller already used on the current link is skipped."""
+        link = self._link
+        while True:
+            action_id = f"{self._id_prefix}-{next(self._id_counter)}"
+            if link is None or not link.tracker.knows(action_id):
+                return action_id
 
     def __enter__(self) -> AMIClient:
         return self.connect()

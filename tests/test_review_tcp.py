@@ -1,8 +1,6 @@
 """Adversarial review of the TCP client's promises (issue 7 and issue 8's helpers), after the hardening merge.
 
-Each test was written against a defect found on main; the ones marked
-``xfail`` live in files being reworked in parallel (``_tracker.py``,
-``_sending.py``, ``_connection.py``) and say where the fix goes.
+Each test was written against a defect found on main, and fails without its fix.
 """
 from __future__ import annotations
 
@@ -113,16 +111,12 @@ def test_a_nan_timeout_is_a_value_error(server: FakeAMIServer) -> None:
     client.close()
 
 
-@pytest.mark.xfail(strict=False, reason="_sending.Sender.wait/_tracker.ActionFuture.result pass inf/huge timeouts to "
-                                        "Lock.acquire (OverflowError after the action was sent); perf's files")
 def test_action_with_an_infinite_or_huge_timeout_gets_its_answer(server: FakeAMIServer) -> None:
     with make_client(server) as client:
         assert client.action("Ping", timeout=math.inf).ok
         assert client.action("Ping", timeout=1e10).ok
 
 
-@pytest.mark.xfail(strict=False, reason="_sending.Sender.send_action sends the action before a negative or NaN "
-                                        "timeout makes it fail; perf's file")
 @pytest.mark.parametrize("timeout", [-1.0, math.nan])
 def test_a_negative_or_nan_action_timeout_is_refused_before_sending(server: FakeAMIServer, timeout: float) -> None:
     with make_client(server) as client:
@@ -142,7 +136,7 @@ def test_close_resolves_every_future_whatever_the_io_thread_did(server: FakeAMIS
     a ``timeout=None`` future then never resolved.
     """
     futures: List[Any] = []
-    previous = threading.excepthook  # that crash is the xfail test below; here only the futures count
+    previous = threading.excepthook  # that crash is the test below; here only the futures count
     threading.excepthook = lambda args: None  # type: ignore[assignment]
     try:
         _close_racing_the_io_thread(server, futures)
@@ -173,8 +167,6 @@ def _close_racing_the_io_thread(server: FakeAMIServer, futures: List[Any]) -> No
         time.sleep(0.02)  # close(0) leaves the threads to end on their own
 
 
-@pytest.mark.xfail(strict=False, reason="_connection.Connection.run builds its poller outside its try: a socket "
-                                        "closed before the reader starts kills the io thread with ValueError")
 def test_close_right_after_connect_never_kills_the_io_thread(server: FakeAMIServer) -> None:
     errors: List[BaseException] = []
     previous = threading.excepthook
@@ -202,7 +194,7 @@ def test_close_with_no_time_left_does_not_blame_a_listener(server: FakeAMIServer
     for _ in range(5):
         client = make_client(server)
         client.connect()
-        client.ping()  # the io thread reads: the race with its start is the xfail test above
+        client.ping()  # the io thread reads: the race with its start is the test above
         client.close(timeout=0)
         client.close()
     assert not [r for r in caplog.records if "has not returned" in r.getMessage()]
@@ -213,8 +205,6 @@ def test_close_with_no_time_left_does_not_blame_a_listener(server: FakeAMIServer
 
 # --------------------------------------------------------------------------- ActionID collisions
 
-@pytest.mark.xfail(strict=False, reason="_tracker.ActionTracker.add: reusing the ActionID of a timed-out action "
-                                        "clears its tombstone, so the late answer resolves the new action; perf's file")
 def test_a_late_answer_never_reaches_a_new_action_reusing_its_actionid(server: FakeAMIServer) -> None:
     """README: an answer that arrives after its action timed out is discarded, never given to another action."""
     with make_client(server) as client:
@@ -227,9 +217,6 @@ def test_a_late_answer_never_reaches_a_new_action_reusing_its_actionid(server: F
         assert response["Tag"] == "second"
 
 
-@pytest.mark.xfail(strict=False, reason="client._next_action_id/_sending.send_action: a caller's ActionID equal to "
-                                        "the next generated one makes another caller's action (or the keepalive "
-                                        "Ping) raise 'already in flight'; perf's files")
 def test_a_callers_actionid_cannot_break_another_callers_action(server: FakeAMIServer) -> None:
     with make_client(server) as client:
         seen = client.action("Ping").action_id or ""
@@ -342,9 +329,6 @@ def test_a_garbled_originate_reason_is_no_reason_not_a_value_error(reason: str) 
 
 # --------------------------------------------------------------------------- keepalive and long actions
 
-@pytest.mark.xfail(strict=False, reason="_tcp_reader.TcpReader._keepalive uses _tracker.ActionTracker.last_deadline, "
-                                        "which ignores actions without a deadline (timeout=None): their silence is "
-                                        "taken for a dead peer; perf's files")
 def test_an_action_without_timeout_keeps_a_silent_link(server: FakeAMIServer) -> None:
     """README: while an action with a longer timeout is in flight the keepalive waits (timeout=None is the longest)."""
     with make_client(server, keepalive=0.2, ping_timeout=0.3) as client:
