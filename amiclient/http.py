@@ -201,7 +201,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
                 raise ClientClosed("the client is closed")
             if self._started:
                 return self
-            self._session.login(self.connect_timeout + self.timeout)
+            try:
+                self._session.login(self.connect_timeout + self.timeout)
+            except AMIError:
+                if self._closed:
+                    raise ClientClosed("the client was closed while connecting") from None
+                raise
             with self._lock:
                 if self._closed:  # closed while logging in: start nothing (the session expires on its own)
                     raise ClientClosed("the client was closed while connecting")

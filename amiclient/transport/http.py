@@ -26,6 +26,7 @@ so a thread blocked on a long-poll wakes at once.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import re
 import select
@@ -33,7 +34,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from ..exceptions import ActionTimeout, ConnectionLost
@@ -78,6 +79,49 @@ def parse_url(url: str) -> Tuple[bool, str, int, str, str]:
     https = scheme == "https"
     port = parts.port or (443 if https else 80)
     return https, parts.hostname, port, path, f"{scheme}://{parts.netloc}{path}"
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket until a deadline: the whole answer, not each read, is bounded by the request's timeout."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the answer took longer than the request's timeout")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What ``HTTPResponse`` sees of the socket: ``makefile`` only, reading until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _Response(http.client.HTTPResponse):
+    deadline = float("inf")  # set per connection by _with_deadline
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: Optional[str] = None,
+                 url: Optional[str] = None) -> None:
+        super().__init__(_DeadlineSocket(sock, self.deadline), debuglevel, method, url)  # type: ignore[arg-type]
+
+
+def _with_deadline(conn: http.client.HTTPConnection, deadline: float) -> None:
+    """Make the next answer on ``conn`` fail with socket.timeout once ``deadline`` (monotonic) passes."""
+    conn.response_class = type("_DeadlineResponse", (_Response,), {"deadline": deadline})
 
 
 class Lane:
@@ -150,6 +194,7 @@ class HTTPTransport:
             headers["Cookie"] = f'mansession_id="{cookie}"'
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
+        _with_deadline(conn, time.monotonic() + timeout)
         with self._lock:
             self.requests += 1
             self.bytes_out += len(form)

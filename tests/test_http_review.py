@@ -1,0 +1,185 @@
+"""Adversarial review of AMIHTTPClient: deadlines, close() in every state, hostile HTTP answers, fork."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+import pytest
+
+from amiclient import (
+    ActionTimeout,
+    AMIError,
+    AMIHTTPClient,
+    Backoff,
+    ClientClosed,
+    ConnectionLost,
+    Event,
+    ProtocolError,
+)
+from amiclient.testing import FakeAJAMServer, FakeAMIServer, Recorder
+
+from .http_support import SECRET, ajam_servers
+
+FAST = Backoff(base=0.05, cap=0.1, jitter=0)
+
+
+@pytest.fixture
+def servers() -> Iterator[Tuple[FakeAMIServer, FakeAJAMServer]]:
+    with ajam_servers() as pair:
+        yield pair
+
+
+def make(ajam: Any, **options: Any) -> AMIHTTPClient:
+    settings: dict = dict(timeout=5.0, poll_timeout=5.0, backoff=FAST)  # type: ignore[type-arg]
+    settings.update(options)
+    url = ajam if isinstance(ajam, str) else ajam.url
+    return AMIHTTPClient(url, "admin", SECRET, **settings)
+
+
+class RawHTTPServer:
+    """A hand-written HTTP server: Login answers a cookie, every other request goes to ``answer(sock, action)``."""
+
+    def __init__(self, answer: Callable[[socket.socket, str], None]) -> None:
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/asterisk"
+        self.stopping = threading.Event()
+        self.threads: List[threading.Thread] = []
+        self.conns: List[socket.socket] = []
+        self.acceptor = threading.Thread(target=self._accept)
+        self.acceptor.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.05)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,))
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        try:
+            while not self.stopping.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                action = body.split(b"&")[0].partition(b"=")[2].decode().lower()
+                if action == "login":
+                    text = b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: mansession_id=\"abc\"\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(text), text))
+                elif action == "logoff":
+                    text = b"Response: Goodbye\r\n\r\n"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+                else:
+                    self.answer(conn, action)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.acceptor.join(5)
+        self.listener.close()
+        for conn in list(self.conns):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self.acceptor.join(5)
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[[Callable[[socket.socket, str], None]], RawHTTPServer]]:
+    made: List[RawHTTPServer] = []
+
+    def start(answer: Callable[[socket.socket, str], None]) -> RawHTTPServer:
+        made.append(RawHTTPServer(answer))
+        return made[-1]
+
+    yield start
+    for server in made:
+        server.close()
+
+
+# ---------------------------------------------------------------------- deadlines
+
+
+def test_action_timeout_holds_when_the_answer_trickles_in(raw: Any) -> None:
+    def trickle(conn: socket.socket, action: str) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(100):  # one byte every 50 ms: each read is quick, the whole answer is not
+            if server.stopping.wait(0.05):
+                return
+            conn.sendall(b"x")
+
+    server = raw(trickle)
+    with make(server.url) as client:
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.action("Ping", timeout=0.5)
+        assert time.monotonic() - started < 0.5 + 0.3
+
+
+def test_a_200_with_garbage_is_a_clear_error(raw: Any) -> None:
+    def garbage(conn: socket.socket, action: str) -> None:
+        text = b"\x00\xffnot ami at all\r\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+
+    server = raw(garbage)
+    with make(server.url) as client:
+        with pytest.raises((ProtocolError, ConnectionLost)):
+            client.action("Ping", timeout=2)
+
+
+# ---------------------------------------------------------------------- close() in every state
+
+
+def test_close_during_login_is_prompt_and_connect_raises_client_closed(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    _, ajam = servers
+    ajam.inject("stall", "Login", delay=1.5)
+    client = make(ajam)
+    errors: Recorder[BaseException] = Recorder()
+
+    def connect() -> None:
+        try:
+            client.connect()
+        except BaseException as exc:
+            errors(exc)
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not ajam.requests_of("Login"):
+        assert time.monotonic() < deadline
+        threading.Event().wait(0.01)
+    started = time.monotonic()
+    client.close()
+    thread.join(5)
+    assert time.monotonic() - started < 0.5
+    assert isinstance(errors.wait_for(1)[0], ClientClosed), errors.items
+    assert not client.connected
