@@ -235,7 +235,7 @@ class HTTPTransport:
                 conn.close()
                 conn = lane.conn = None
             if conn is None:
-                conn = lane.conn = self._open(what)
+                conn = lane.conn = self._open(what, deadline)
             with self._lock:
                 if not (lane.aborted or lane.interrupted):
                     self._busy.add(conn)
@@ -258,7 +258,7 @@ class HTTPTransport:
                 with self._lock:
                     self._busy.discard(found[0])
                 found[0].close()
-            conn = self._open(what)
+            conn = self._open(what, deadline)
             with self._lock:
                 self._busy.add(conn)
             return conn
@@ -266,14 +266,20 @@ class HTTPTransport:
             self._slots.release()
             raise
 
-    def _open(self, what: str) -> http.client.HTTPConnection:
+    def _open(self, what: str, deadline: float) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
+        timeout = max(min(self.connect_timeout, deadline - time.monotonic()), 0.001)  # never past the request's timeout
         if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self.ssl_context)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context)
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.connect()
+        except (socket.timeout, TimeoutError) as exc:
+            conn.close()
+            if time.monotonic() >= deadline:
+                raise ActionTimeout(f"no connection to {self.url} for {what} within its timeout; not sent") from None
+            raise NotSent(f"cannot reach {self.url}: {exc}; {what} was not sent") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NotSent(f"cannot reach {self.url}: {exc}; {what} was not sent") from None
