@@ -81,6 +81,13 @@ class HTTPSession:
         """Drop the session cookie (after Logoff)."""
         self._cookie = None
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock, no session (the parent's stays the parent's), new ActionIDs."""
+        self._login_lock = threading.Lock()
+        self._cookie = None
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._id_counter = itertools.count(1)
+
     # ------------------------------------------------------------------ login
 
     def login(self, timeout: float) -> AJAMResponse:

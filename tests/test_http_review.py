@@ -183,3 +183,82 @@ def test_close_during_login_is_prompt_and_connect_raises_client_closed(servers: 
     assert time.monotonic() - started < 0.5
     assert isinstance(errors.wait_for(1)[0], ClientClosed), errors.items
     assert not client.connected
+
+
+# ---------------------------------------------------------------------- fork
+
+
+def _wait_child(pid: int, timeout: float) -> Optional[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        threading.Event().wait(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_threads_hammer_the_client_leaves_a_usable_client_in_the_child(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    ami, ajam = servers
+    stop = threading.Event()
+    with make(ajam, max_connections=2, workers=2) as client:
+        seen: Recorder[Event] = Recorder()
+        client.add_listener(seen, event="UserEvent")
+
+        def actions() -> None:
+            while not stop.is_set():
+                client.send_action("Ping", timeout=5).add_done_callback(lambda f: None)
+                client.ping()
+
+        def listeners() -> None:
+            while not stop.is_set():
+                client.remove_listener(client.add_listener(lambda e: None, event="Newchannel"))
+
+        def events() -> None:
+            while not stop.is_set():
+                ami.emit("UserEvent", UserEvent="Load")
+                stop.wait(0.005)
+
+        hammers = [threading.Thread(target=f) for f in (actions, actions, listeners, events)]
+        for thread in hammers:
+            thread.start()
+        try:
+            for _ in range(6):
+                pid = os.fork()
+                if pid == 0:  # child: must neither deadlock nor share the parent's session
+                    code = 1
+                    try:
+                        signal.alarm(20)
+                        called = threading.Event()
+                        future = client.send_action("Ping", timeout=5)
+                        future.add_done_callback(lambda f: called.set())
+                        got = threading.Event()
+                        client.add_listener(lambda e: got.set(), event="UserEvent",
+                                            filter=lambda e: e.get("UserEvent") == "Child")
+                        ok = future.result(5).ok and called.wait(5) and client.ping().ok
+                        for _ in range(100):
+                            client.action("UserEvent", UserEvent="Child")
+                            if got.wait(0.1):
+                                break
+                        ok = ok and got.is_set()
+                        client.close(timeout=2)
+                        code = 0 if ok else 2
+                    except BaseException:
+                        import traceback
+                        traceback.print_exc()
+                    finally:
+                        os._exit(code)
+                status = _wait_child(pid, 30)
+                assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        finally:
+            stop.set()
+            for thread in hammers:
+                thread.join(10)
+        assert client.ping().ok
+        count = len(seen.items)
+        ami.emit("UserEvent", UserEvent="Parent")
+        seen.wait_for(count + 1, timeout=5)

@@ -363,6 +363,14 @@ class HTTPTransport:
         for conn, _ in idle:
             conn.close()
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: new locks, and none of the parent's connections (it still uses them)."""
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        idle, self._idle, self._busy = self._idle, [], set()
+        for conn, _ in idle:
+            conn.close()  # closes the child's copy of the descriptor only: no shutdown, no TLS close_notify
+
     @property
     def in_use(self) -> int:
         """Connections carrying a request now."""
