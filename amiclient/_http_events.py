@@ -142,6 +142,9 @@ class EventPoller:
     def _back_off(self, error: AMIError, attempt: int) -> bool:
         """Report the failure and wait; False if the client closed meanwhile."""
         client = self._client
+        with client._lock:
+            client._poll_failures += 1
+            client._mask_changed.notify_all()
         if attempt == 1:
             client._went_down(error)
         else:

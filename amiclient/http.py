@@ -181,7 +181,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._session = HTTPSession(self._transport, username, secret, mask=self._wanted_mask,
                                     after_login=self._after_login)
         self._session_mask = "off"  # the event mask of the current session
-        self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes
+        self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes or a poll fails
+        self._poll_failures = 0  # failed attempts of the poller to turn events on or to poll
         self._filters: List[Mapping[str, HeaderValue]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
@@ -377,8 +378,10 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         current = threading.current_thread()
         if current is self._dispatcher._thread or current is self._poller.thread:
             return
+        failures = self._poll_failures  # a failed attempt ends the wait: no add_listener() stalls while unreachable
         self._mask_changed.wait_for(
-            lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off", self.timeout)
+            lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off"
+            or self._poll_failures != failures, self.timeout)
 
     # ------------------------------------------------------------------ actions
 

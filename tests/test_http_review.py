@@ -262,3 +262,22 @@ def test_fork_while_threads_hammer_the_client_leaves_a_usable_client_in_the_chil
         count = len(seen.items)
         ami.emit("UserEvent", UserEvent="Parent")
         seen.wait_for(count + 1, timeout=5)
+
+
+# ---------------------------------------------------------------------- add_listener waits for the session, boundedly
+
+
+@pytest.mark.parametrize("timeout", [30.0])
+def test_first_add_listener_returns_at_once_when_the_session_cannot_turn_events_on(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer], timeout: Optional[float]) -> None:
+    _, ajam = servers
+    with make(ajam, timeout=timeout) as client:
+        ajam.inject("status", "Events", times=1000, status=502)
+        returned = threading.Event()
+        thread = threading.Thread(target=lambda: (client.add_listener(lambda e: None), returned.set()))
+        thread.start()
+        try:
+            assert returned.wait(3), "add_listener blocked while the session could not read events"
+        finally:
+            client.close()
+            thread.join(5)
