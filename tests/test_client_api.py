@@ -423,3 +423,36 @@ def _capture(function: Callable[[], Any], into: Recorder[BaseException]) -> None
         function()
     except BaseException as exc:
         into(exc)
+
+
+def test_a_listener_replacing_itself_loses_no_later_event(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    first: Recorder[int] = Recorder()
+    second: Recorder[int] = Recorder()
+    handles: List[Any] = []
+
+    def swap(event: Event) -> None:
+        first(int(event["Seq"]))
+        if int(event["Seq"]) >= 20 and len(handles) == 1:
+            client.remove_listener(handles[0])  # the last listener goes...
+            handles.append(client.add_listener(lambda e: second(int(e["Seq"])), event="UserEvent"))  # ...and one comes
+
+    handles.append(client.add_listener(swap, event="UserEvent"))
+    stop = threading.Event()
+
+    def emit() -> None:
+        seq = 0
+        while not stop.is_set() and seq < 400:
+            any_client.server.emit("UserEvent", UserEvent="Seq", Seq=str(seq))
+            seq += 1
+            stop.wait(0.002)
+
+    emitter = threading.Thread(target=emit)
+    emitter.start()
+    try:
+        second.wait_for(1, where=lambda n: n == 399, timeout=15)
+    finally:
+        stop.set()
+        emitter.join(5)
+    start, got = first.items[-1] + 1, list(second.items)
+    assert got == list(range(start, 400)), [n for n in range(start, 400) if n not in got][:10]

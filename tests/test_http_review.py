@@ -281,3 +281,28 @@ def test_first_add_listener_returns_at_once_when_the_session_cannot_turn_events_
         finally:
             client.close()
             thread.join(5)
+
+
+# ---------------------------------------------------------------------- hostile answers
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-hex\r\nResponse: Success\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\nResponse: Success\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nResp",
+    b"HTTP/1.1 200 OK\r\nContent-Length: banana\r\n\r\nResponse: Success\r\n\r\n",
+    b"HTTP/1.1 999999999999999999999 Weird\r\nContent-Length: 0\r\n\r\n",
+    b"NOT-HTTP garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n" + b"X-Long: " + b"a" * 70000 + b"\r\n\r\n",
+])
+def test_broken_http_answers_raise_client_errors(raw: Any, answer: bytes) -> None:
+    def broken(conn: socket.socket, action: str) -> None:
+        conn.sendall(answer)
+        conn.shutdown(socket.SHUT_WR)
+
+    server = raw(broken)
+    with make(server.url) as client:
+        with pytest.raises(AMIError):
+            client.action("Originate", Channel="Local/1@x", Application="Wait", Data="1", timeout=3)
+        future = client.send_action("Originate", Channel="Local/1@x", Application="Wait", Data="1", timeout=3)
+        assert isinstance(future.exception(5), AMIError)
