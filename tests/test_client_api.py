@@ -425,34 +425,50 @@ def _capture(function: Callable[[], Any], into: Recorder[BaseException]) -> None
         into(exc)
 
 
-def test_a_listener_replacing_itself_loses_no_later_event(any_client: Harness) -> None:
+def test_listeners_replacing_themselves_lose_no_event(any_client: Harness) -> None:
     client = any_client.client.connect()
-    first: Recorder[int] = Recorder()
-    second: Recorder[int] = Recorder()
-    handles: List[Any] = []
+    got: Recorder[int] = Recorder()
+    lock = threading.Lock()
+    current: List[Any] = []
 
-    def swap(event: Event) -> None:
-        first(int(event["Seq"]))
-        if int(event["Seq"]) >= 20 and len(handles) == 1:
-            client.remove_listener(handles[0])  # the last listener goes...
-            handles.append(client.add_listener(lambda e: second(int(e["Seq"])), event="UserEvent"))  # ...and one comes
+    def listener(event: Event) -> None:
+        seq = int(event["Seq"])
+        got(seq)
+        stop.wait(0.002)  # a listener slower than the events: the poller reads ahead
+        if seq % 10 == 9:  # the only listener goes and a new one comes, from inside the listener
+            with lock:
+                client.remove_listener(current.pop())
+                current.append(client.add_listener(listener, event="UserEvent"))
 
-    handles.append(client.add_listener(swap, event="UserEvent"))
+    with lock:
+        current.append(client.add_listener(listener, event="UserEvent"))
     stop = threading.Event()
 
     def emit() -> None:
-        seq = 0
-        while not stop.is_set() and seq < 400:
+        for seq in range(400):
+            if stop.is_set():
+                return
             any_client.server.emit("UserEvent", UserEvent="Seq", Seq=str(seq))
-            seq += 1
-            stop.wait(0.002)
+            stop.wait(0.001)
 
     emitter = threading.Thread(target=emit)
     emitter.start()
     try:
-        second.wait_for(1, where=lambda n: n == 399, timeout=15)
+        got.wait_for(1, where=lambda n: n == 399, timeout=20)
     finally:
         stop.set()
         emitter.join(5)
-    start, got = first.items[-1] + 1, list(second.items)
-    assert got == list(range(start, 400)), [n for n in range(start, 400) if n not in got][:10]
+    assert got.items == list(range(400)), [n for n in range(400) if n not in got.items][:10]
+
+
+def test_replacing_the_only_listener_loses_no_event_sent_after_the_new_one(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    for round_ in range(5):
+        old = client.add_listener(lambda e: None, event="UserEvent")
+        any_client.sync_events()  # events flow; over HTTP a WaitEvent now waits in the server
+        seen: Recorder[Event] = Recorder()
+        client.remove_listener(old)
+        new = client.add_listener(seen, event="UserEvent", filter=lambda e: e.get("UserEvent") == "After")
+        any_client.server.emit("UserEvent", UserEvent="After", Round=str(round_))
+        assert seen.wait_for(1, timeout=10)[0]["Round"] == str(round_)
+        client.remove_listener(new)

@@ -305,3 +305,43 @@ def test_broken_http_answers_raise_client_errors(raw: Any, answer: bytes) -> Non
             client.action("Originate", Channel="Local/1@x", Application="Wait", Data="1", timeout=3)
         future = client.send_action("Originate", Channel="Local/1@x", Application="Wait", Data="1", timeout=3)
         assert isinstance(future.exception(5), AMIError)
+
+
+# ---------------------------------------------------------------------- the poller and listener changes
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_listener_replacing_itself_while_the_poller_reads_ahead_loses_no_event(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer], round_: int) -> None:
+    """The old poller cut the WaitEvent in flight when the last listener went, losing the events in its answer."""
+    ami, ajam = servers
+    with make(ajam) as client:
+        first: Recorder[int] = Recorder()
+        second: Recorder[int] = Recorder()
+        handles: List[Any] = []
+
+        def swap(event: Event) -> None:
+            first(int(event["Seq"]))
+            if int(event["Seq"]) >= 20 and len(handles) == 1:
+                client.remove_listener(handles[0])  # the last listener goes...
+                handles.append(client.add_listener(lambda e: second(int(e["Seq"])), event="UserEvent"))  # ...one comes
+
+        handles.append(client.add_listener(swap, event="UserEvent"))
+        stop = threading.Event()
+
+        def emit() -> None:
+            for seq in range(400):
+                if stop.is_set():
+                    return
+                ami.emit("UserEvent", UserEvent="Seq", Seq=str(seq))
+                stop.wait(0.002)
+
+        emitter = threading.Thread(target=emit)
+        emitter.start()
+        try:
+            second.wait_for(1, where=lambda n: n == 399, timeout=15)
+        finally:
+            stop.set()
+            emitter.join(5)
+        start = first.items[-1] + 1
+        assert second.items == list(range(start, 400)), [n for n in range(start, 400) if n not in second.items][:10]
