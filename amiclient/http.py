@@ -352,8 +352,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
     def _after_login(self, mask: str) -> None:
         """A new session: note its mask and re-apply the filters added through this client."""
         with self._lock:
+            lost_events = self._started and self._session_mask != "off"  # the old session's queued events are gone
             self._session_mask = mask
             self._mask_changed.notify_all()
+        if lost_events:  # like a reconnect: on_state subscribers (LiveState...) resync
+            self._went_down(ConnectionLost("the manager session expired; events queued in it were lost"))
+            self._came_back()
         for fields in list(self._filters):
             try:
                 params = action_params(serialize_action("Filter", fields, self._session.next_action_id()))

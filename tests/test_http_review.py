@@ -345,3 +345,26 @@ def test_a_listener_replacing_itself_while_the_poller_reads_ahead_loses_no_event
             emitter.join(5)
         start = first.items[-1] + 1
         assert second.items == list(range(start, 400)), [n for n in range(start, 400) if n not in second.items][:10]
+
+
+# ---------------------------------------------------------------------- a new session loses the old one's events
+
+
+def test_live_state_over_http_resyncs_after_the_session_expired(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    from amiclient import AMIClient
+    from amiclient.live import LiveState
+
+    ami, ajam = servers
+    ami.hold_calls = True
+    with make(ajam, poll_timeout=1.0) as client, LiveState(client) as live:
+        assert live.wait_synced(5)
+        states: Recorder[Any] = Recorder()
+        client.on_state(states)
+        ajam.expire_sessions(busy=True)  # Asterisk purged the session: its queued events are gone
+        with AMIClient("127.0.0.1", ami.port, "admin", SECRET) as other:  # a call starts meanwhile
+            other.originate("PJSIP/300", exten="200", context="default", priority=1)
+        deadline = time.monotonic() + 10
+        while not any(c.name.startswith("PJSIP/300") for c in live.channels.values()):
+            assert time.monotonic() < deadline, (live.state, states.items, dict(live.channels))
+            threading.Event().wait(0.02)
+        assert [s.state.value for s in states.items][-1] == "reconnected"
