@@ -114,12 +114,17 @@ class HTTPSession:
         self._after_login(mask)
         return response
 
-    def _relogin(self, stale: Optional[str], timeout: float) -> None:
-        with self._login_lock:
+    def _relogin(self, stale: Optional[str], timeout: float, what: str) -> None:
+        started = time.monotonic()
+        if not self._login_lock.acquire(timeout=timeout):  # another thread's login: wait no longer than our timeout
+            raise ActionTimeout(f"{what} waited {timeout:g} s for a new login to {self.transport.url}; not sent")
+        try:
             if self._cookie != stale:  # another thread logged in meanwhile: use its session
                 return
             log.info("manager session on %s expired; logging in again", self.transport.url)
-            self._login_locked(timeout)
+            self._login_locked(max(timeout - (time.monotonic() - started), 0.001))
+        finally:
+            self._login_lock.release()
 
     # ------------------------------------------------------------------ requests
 
@@ -143,7 +148,7 @@ class HTTPSession:
             answer = self.transport.post(form, cookie, left, what=name, replayable=replayable, lane=lane)
             response = self.check(answer, name)
             if attempt == 1 and _expired(answer, cookie, response):
-                self._relogin(cookie, max(deadline - time.monotonic(), 0.001))
+                self._relogin(cookie, max(deadline - time.monotonic(), 0.001), name)
                 continue
             if response is None and not allow_empty:
                 raise ProtocolError(f"{self.transport.url} sent no AMI response to {name}")

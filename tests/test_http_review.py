@@ -368,3 +368,24 @@ def test_live_state_over_http_resyncs_after_the_session_expired(servers: Tuple[F
             assert time.monotonic() < deadline, (live.state, states.items, dict(live.channels))
             threading.Event().wait(0.02)
         assert [s.state.value for s in states.items][-1] == "reconnected"
+
+
+def test_a_short_action_waiting_for_another_threads_slow_login_keeps_its_timeout(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    _, ajam = servers
+    with make(ajam) as client:
+        ajam.expire_sessions()
+        ajam.inject("stall", "Login", delay=2.0)
+        slow = threading.Thread(target=lambda: client.ping())  # finds the session expired, logs in slowly
+        slow.start()
+        try:
+            deadline = time.monotonic() + 5
+            while len(ajam.requests_of("Login")) < 2:
+                assert time.monotonic() < deadline
+                threading.Event().wait(0.01)
+            started = time.monotonic()
+            with pytest.raises(ActionTimeout):
+                client.action("Ping", timeout=0.3)
+            assert time.monotonic() - started < 0.3 + 0.3
+        finally:
+            slow.join(10)
