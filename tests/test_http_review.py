@@ -389,3 +389,41 @@ def test_a_short_action_waiting_for_another_threads_slow_login_keeps_its_timeout
             assert time.monotonic() - started < 0.3 + 0.3
         finally:
             slow.join(10)
+
+
+def test_listeners_added_and_removed_by_many_threads_under_load_never_stall(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    ami, ajam = servers
+    stop = threading.Event()
+    with make(ajam, poll_timeout=2.0) as client:
+        def events() -> None:
+            while not stop.is_set():
+                ami.emit("UserEvent", UserEvent="Load")
+                stop.wait(0.002)
+
+        slowest: List[float] = []
+
+        def churn() -> None:
+            for _ in range(30):
+                started = time.monotonic()
+                handle = client.add_listener(lambda e: None, event="UserEvent")
+                slowest.append(time.monotonic() - started)
+                client.remove_listener(handle)
+
+        emitter = threading.Thread(target=events)
+        emitter.start()
+        workers = [threading.Thread(target=churn) for _ in range(4)]
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(30)
+            assert not any(worker.is_alive() for worker in workers)
+        finally:
+            stop.set()
+            emitter.join(5)
+        assert len(slowest) == 120 and max(slowest) < 3.0, max(slowest)
+        seen: Recorder[Event] = Recorder()
+        client.add_listener(seen, event="UserEvent")
+        ami.emit("UserEvent", UserEvent="After")
+        seen.wait_for(1, where=lambda e: e.get("UserEvent") == "After", timeout=10)
