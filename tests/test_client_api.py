@@ -472,3 +472,22 @@ def test_replacing_the_only_listener_loses_no_event_sent_after_the_new_one(any_c
         any_client.server.emit("UserEvent", UserEvent="After", Round=str(round_))
         assert seen.wait_for(1, timeout=10)[0]["Round"] == str(round_)
         client.remove_listener(new)
+
+
+def test_close_from_a_done_callback_with_requests_in_flight(any_client: Harness) -> None:
+    any_client.server.add_handler(
+        "Slow", lambda session, packet: build_response(packet, "late") if session.sleep(5) else None)
+    client = any_client.client.connect()
+    slow = [client.send_action("Slow", timeout=10) for _ in range(3)]
+    called: Recorder[str] = Recorder()
+    for future in slow:
+        future.add_done_callback(lambda f: called(type(f.exception()).__name__))
+    closed = threading.Event()
+
+    def close_it(future: Any) -> None:
+        client.close()
+        closed.set()
+
+    client.send_action("Ping", timeout=0.5).add_done_callback(close_it)  # times out behind the slow ones
+    assert closed.wait(5) and client.closed
+    assert called.wait_for(3, timeout=5) == ["ClientClosed"] * 3
