@@ -491,3 +491,18 @@ def test_close_from_a_done_callback_with_requests_in_flight(any_client: Harness)
     client.send_action("Ping", timeout=0.5).add_done_callback(close_it)  # times out behind the slow ones
     assert closed.wait(5) and client.closed
     assert called.wait_for(3, timeout=5) == ["ClientClosed"] * 3
+
+
+def test_action_timeout_is_honoured_promptly(any_client: Harness) -> None:
+    any_client.server.add_handler(
+        "Slow", lambda session, packet: build_response(packet, "late") if session.sleep(3) else None)
+    client = any_client.client.connect()
+    for timeout in (0.2, 0.5):
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.action("Slow", timeout=timeout)
+        assert timeout <= time.monotonic() - started + 0.01 < timeout + 0.3
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.wait(client.send_action("Slow", timeout=timeout))
+        assert time.monotonic() - started < timeout + 0.3
