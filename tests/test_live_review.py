@@ -58,3 +58,26 @@ def test_a_sync_that_ends_after_the_link_dropped_never_reports_synced(server: Fa
     finally:
         live.close()
         client.close()
+
+
+def test_callbacks_never_run_on_the_io_thread_and_close_leaves_nothing(server: FakeAMIServer) -> None:
+    client = AMIClient("127.0.0.1", server.port, "admin", SECRET, backoff=Backoff(base=0.02, cap=0.05, jitter=0))
+    threads: List[str] = []
+    synced_again = threading.Event()
+    live = LiveState(client)
+    live.on("*", lambda change: threads.append(threading.current_thread().name))
+    live.on("state", lambda change: change.new == "synced" and len(threads) > 3 and synced_again.set())
+    try:
+        client.connect()
+        assert live.wait_synced(5)
+        client.originate("PJSIP/100", exten="200", context="default", priority=1)
+        server.drop_all(reset=True)  # reconnect, then a resync
+        assert synced_again.wait(10)
+        held = live.queues, live.channels, live.calls
+        with pytest.raises(TypeError):
+            live.channels["x"] = None  # type: ignore[index]
+        assert threads and not any(name.startswith("amiclient-io") for name in threads), set(threads)
+    finally:
+        live.close()
+    assert held[1] is not None and client.connected
+    client.close()
