@@ -89,8 +89,8 @@ class EventPoller:
                         return
                 started = time.monotonic()
                 try:
-                    if wanted != client._session_mask:
-                        self._set_mask(wanted)
+                    if wanted != client._session_mask or (attempt and wanted != "off"):
+                        self._set_mask(wanted)  # after a failure: a quick request shows the session works again
                         events: List[Event] = []
                     else:
                         events = self._poll()

@@ -37,9 +37,10 @@ log = logging.getLogger("amiclient.http")
 
 Params = Sequence[Tuple[str, str]]
 
-#: Actions without side effects: re-sent once when a connection drops mid-request.
+#: Actions without side effects: re-sent once when a connection drops mid-request.  Not ``WaitEvent``:
+#: a cut answer loses its events, so the poller reports it (DISCONNECTED, RECONNECTED) and listeners can resync.
 READ_ONLY_ACTIONS = frozenset({
-    "ping", "waitevent", "login", "logoff", "coresettings", "corestatus", "coreshowchannels", "status", "getvar",
+    "ping", "login", "logoff", "coresettings", "corestatus", "coreshowchannels", "status", "getvar",
     "dbget", "dbgettree", "listcommands", "queuestatus", "queuesummary", "extensionstate", "showdialplan",
     "sippeers", "sipshowpeer", "sipshowregistry", "iaxpeers", "iaxpeerlist", "iaxregistry", "pjsipshowendpoints",
     "pjsipshowendpoint", "pjsipshowregistrationsoutbound", "pjsipshowcontacts", "pjsipshowaors", "bridgelist",

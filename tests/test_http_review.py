@@ -427,3 +427,20 @@ def test_listeners_added_and_removed_by_many_threads_under_load_never_stall(
         client.add_listener(seen, event="UserEvent")
         ami.emit("UserEvent", UserEvent="After")
         seen.wait_for(1, where=lambda e: e.get("UserEvent") == "After", timeout=10)
+
+
+def test_a_wait_event_answer_cut_short_is_reported_as_a_reconnect(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    """Its events are lost: state built from events must learn it (as after a TCP reconnect) and resync."""
+    ami, ajam = servers
+    with make(ajam) as client:
+        seen: Recorder[Event] = Recorder()
+        client.add_listener(seen, event="UserEvent")
+        states: Recorder[Any] = Recorder()
+        client.on_state(states)
+        ajam.inject("truncate", "WaitEvent")
+        ami.emit("UserEvent", UserEvent="Lost", Padding="x" * 200)
+        got = states.wait_for(2, timeout=10)
+        assert [s.state.value for s in got[:1]] == ["disconnected"]
+        states.wait_for(1, where=lambda s: s.state.value == "reconnected", timeout=10)
+        ami.emit("UserEvent", UserEvent="After")
+        seen.wait_for(1, where=lambda e: e.get("UserEvent") == "After", timeout=10)
