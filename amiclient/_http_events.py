@@ -45,8 +45,11 @@ class EventPoller:
     def wake(self) -> None:
         """Start the thread if the session should read events and none runs (the caller holds ``client._lock``).
 
-        A running thread whose listeners all went away is interrupted, so
-        it turns events off and ends without finishing its long-poll.
+        A running thread whose listeners all went away is not interrupted:
+        cutting a long-poll loses the events Asterisk already put in its
+        answer, and a listener may be added again at once (a listener
+        replacing itself).  The poll ends within ``poll_timeout``; then the
+        thread turns events off and ends.
         """
         client = self._client
         wanted = client._wanted_mask()
@@ -54,8 +57,6 @@ class EventPoller:
             if wanted != "off" or client._session_mask != "off":
                 self._thread = threading.Thread(target=self._run, name=f"amiclient-http-events-{client.url}", daemon=True)
                 self._thread.start()
-        elif wanted == "off":
-            client._transport.interrupt_lane(self._lane)
 
     @property
     def thread(self) -> Optional[threading.Thread]:
@@ -88,8 +89,8 @@ class EventPoller:
                         return
                 started = time.monotonic()
                 try:
-                    if wanted != client._session_mask:
-                        self._set_mask(wanted)
+                    if wanted != client._session_mask or (attempt and wanted != "off"):
+                        self._set_mask(wanted)  # after a failure: a quick request shows the session works again
                         events: List[Event] = []
                     else:
                         events = self._poll()
@@ -142,6 +143,9 @@ class EventPoller:
     def _back_off(self, error: AMIError, attempt: int) -> bool:
         """Report the failure and wait; False if the client closed meanwhile."""
         client = self._client
+        with client._lock:
+            client._poll_failures += 1
+            client._mask_changed.notify_all()
         if attempt == 1:
             client._went_down(error)
         else:

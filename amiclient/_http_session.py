@@ -37,9 +37,10 @@ log = logging.getLogger("amiclient.http")
 
 Params = Sequence[Tuple[str, str]]
 
-#: Actions without side effects: re-sent once when a connection drops mid-request.
+#: Actions without side effects: re-sent once when a connection drops mid-request.  Not ``WaitEvent``:
+#: a cut answer loses its events, so the poller reports it (DISCONNECTED, RECONNECTED) and listeners can resync.
 READ_ONLY_ACTIONS = frozenset({
-    "ping", "waitevent", "login", "logoff", "coresettings", "corestatus", "coreshowchannels", "status", "getvar",
+    "ping", "login", "logoff", "coresettings", "corestatus", "coreshowchannels", "status", "getvar",
     "dbget", "dbgettree", "listcommands", "queuestatus", "queuesummary", "extensionstate", "showdialplan",
     "sippeers", "sipshowpeer", "sipshowregistry", "iaxpeers", "iaxpeerlist", "iaxregistry", "pjsipshowendpoints",
     "pjsipshowendpoint", "pjsipshowregistrationsoutbound", "pjsipshowcontacts", "pjsipshowaors", "bridgelist",
@@ -81,6 +82,13 @@ class HTTPSession:
         """Drop the session cookie (after Logoff)."""
         self._cookie = None
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock, no session (the parent's stays the parent's), new ActionIDs."""
+        self._login_lock = threading.Lock()
+        self._cookie = None
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._id_counter = itertools.count(1)
+
     # ------------------------------------------------------------------ login
 
     def login(self, timeout: float) -> AJAMResponse:
@@ -107,12 +115,17 @@ class HTTPSession:
         self._after_login(mask)
         return response
 
-    def _relogin(self, stale: Optional[str], timeout: float) -> None:
-        with self._login_lock:
+    def _relogin(self, stale: Optional[str], timeout: float, what: str) -> None:
+        started = time.monotonic()
+        if not self._login_lock.acquire(timeout=timeout):  # another thread's login: wait no longer than our timeout
+            raise ActionTimeout(f"{what} waited {timeout:g} s for a new login to {self.transport.url}; not sent")
+        try:
             if self._cookie != stale:  # another thread logged in meanwhile: use its session
                 return
             log.info("manager session on %s expired; logging in again", self.transport.url)
-            self._login_locked(timeout)
+            self._login_locked(max(timeout - (time.monotonic() - started), 0.001))
+        finally:
+            self._login_lock.release()
 
     # ------------------------------------------------------------------ requests
 
@@ -136,7 +149,7 @@ class HTTPSession:
             answer = self.transport.post(form, cookie, left, what=name, replayable=replayable, lane=lane)
             response = self.check(answer, name)
             if attempt == 1 and _expired(answer, cookie, response):
-                self._relogin(cookie, max(deadline - time.monotonic(), 0.001))
+                self._relogin(cookie, max(deadline - time.monotonic(), 0.001), name)
                 continue
             if response is None and not allow_empty:
                 raise ProtocolError(f"{self.transport.url} sent no AMI response to {name}")

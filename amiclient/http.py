@@ -33,10 +33,12 @@ expired (nothing ran) is sent again once after a new login.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any, Callable, List, Mapping, Optional, Set, Tuple, Union
@@ -61,6 +63,7 @@ __all__ = ["AMIHTTPClient", "AJAMClient", "AJAMResponse"]
 log = logging.getLogger("amiclient.http")
 
 _UNSET: Any = object()
+_clients: "weakref.WeakSet[AMIHTTPClient]" = weakref.WeakSet()  # reset in a forked child
 _TRUE = ("true", "yes", "1", "y", "t", "on")
 
 
@@ -172,13 +175,14 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._connect_lock = threading.Lock()
         self._watched = _WatchedRegistry(self._listeners_changed)
         self._registry = self._watched
-        self._dispatcher = Dispatcher(self._registry, name=f"amiclient-dispatch-{self.url}", max_events=event_queue_size,
-                                      overflow=overflow, backlog_warning=backlog_warning)
+        self._dispatcher_options = dict(max_events=event_queue_size, overflow=overflow, backlog_warning=backlog_warning)
+        self._dispatcher = self._new_dispatcher()
         self._state_callbacks: Tuple[Callable[[StateChange], Any], ...] = ()
         self._session = HTTPSession(self._transport, username, secret, mask=self._wanted_mask,
                                     after_login=self._after_login)
         self._session_mask = "off"  # the event mask of the current session
-        self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes
+        self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes or a poll fails
+        self._poll_failures = 0  # failed attempts of the poller to turn events on or to poll
         self._filters: List[Mapping[str, HeaderValue]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
@@ -191,6 +195,33 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._in_flight = 0
         self._timed_out = 0
         self._pool_running = 0  # send_action requests being sent (counted in _in_flight too)
+        _clients.add(self)
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self._registry, name=f"amiclient-dispatch-{self.url}", **self._dispatcher_options)  # type: ignore[arg-type]
+
+    def _after_fork_in_child(self) -> None:
+        """New locks, no threads, no connections and no session of the parent's; log in again on first use."""
+        self._lock = threading.RLock()
+        self._connect_lock = threading.Lock()
+        self._mask_changed = threading.Condition(self._lock)
+        self._connected = threading.Event()
+        closing, self._closing = self._closing, threading.Event()
+        if closing.is_set() or self._closed:
+            self._closing.set()
+        self._watched._count_lock = threading.Lock()
+        self._watched.reset_after_fork()
+        self._dispatcher = self._new_dispatcher()
+        self._transport.reset_after_fork()
+        self._session.reset_after_fork()
+        self._session_mask = "off"
+        self._poller = EventPoller(self)
+        self._executor = None  # its threads exist in the parent only
+        self._futures = set()  # the parent's requests: answered in the parent
+        self._in_flight = self._pool_running = 0
+        if self._started and not self._closed:
+            self._started = False
+            self.lazy = True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,7 +232,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
                 raise ClientClosed("the client is closed")
             if self._started:
                 return self
-            self._session.login(self.connect_timeout + self.timeout)
+            try:
+                self._session.login(self.connect_timeout + self.timeout)
+            except AMIError:
+                if self._closed:
+                    raise ClientClosed("the client was closed while connecting") from None
+                raise
             with self._lock:
                 if self._closed:  # closed while logging in: start nothing (the session expires on its own)
                     raise ClientClosed("the client was closed while connecting")
@@ -316,8 +352,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
     def _after_login(self, mask: str) -> None:
         """A new session: note its mask and re-apply the filters added through this client."""
         with self._lock:
+            lost_events = self._started and self._session_mask != "off"  # the old session's queued events are gone
             self._session_mask = mask
             self._mask_changed.notify_all()
+        if lost_events:  # like a reconnect: on_state subscribers (LiveState...) resync
+            self._went_down(ConnectionLost("the manager session expired; events queued in it were lost"))
+            self._came_back()
         for fields in list(self._filters):
             try:
                 params = action_params(serialize_action("Filter", fields, self._session.next_action_id()))
@@ -342,8 +382,10 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         current = threading.current_thread()
         if current is self._dispatcher._thread or current is self._poller.thread:
             return
+        failures = self._poll_failures  # a failed attempt ends the wait: no add_listener() stalls while unreachable
         self._mask_changed.wait_for(
-            lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off", self.timeout)
+            lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off"
+            or self._poll_failures != failures, self.timeout)
 
     # ------------------------------------------------------------------ actions
 
@@ -529,3 +571,12 @@ class AJAMClient(AMIHTTPClient):
                  ssl_context: Optional[ssl.SSLContext] = None, **options: Any) -> None:
         warnings.warn("AJAMClient is deprecated; use amiclient.AMIHTTPClient", DeprecationWarning, stacklevel=2)
         super().__init__(url, username, secret, tls=ssl_context, **options)
+
+
+def _after_fork() -> None:
+    for client in list(_clients):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from typing import Any, Callable, Iterator, List, Union
 
 import pytest
@@ -315,3 +316,193 @@ def test_add_filter_and_set_events(any_client: Harness) -> None:
     assert client.set_events("call").ok
     any_client.server.emit("Hangup", Channel="PJSIP/8-0008", Cause="16")
     seen.wait_for(1, where=lambda e: e.get("Channel") == "PJSIP/8-0008")
+
+
+# ---------------------------------------------------------------------- parity: the rest of the list
+
+
+def test_typed_actions_namespace(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    assert client.actions.ping().ok
+    assert client.actions.db_put(family="typed", key="k", val="v").ok
+    assert any_client.server.db[("typed", "k")] == "v"
+    assert client.actions.db_get(family="typed", key="k").ok
+    with pytest.raises(ActionError):
+        client.actions.db_get(family="typed", key="missing")
+
+
+def test_validate_strict_raises_value_error_and_sends_nothing(any_client: Harness) -> None:
+    strict = any_client.make(validate="strict").connect()
+    before = len(any_client.server.received_actions)
+    with pytest.raises(ValueError, match="NoSuchHeader"):
+        strict.action("Ping", NoSuchHeader="x")
+    with pytest.raises(ValueError, match="NoSuchHeader"):
+        strict.send_action("Ping", NoSuchHeader="x")
+    assert not any(p.get("NoSuchHeader") for p in any_client.server.received_actions[before:])
+    off = any_client.make(validate="off").connect()
+    assert off.action("Ping", NoSuchHeader="x").ok  # the server decides
+    with pytest.raises(ValueError, match="validate"):
+        any_client.make(validate="loud")
+
+
+def test_wait_connected_and_connected(any_client: Harness) -> None:
+    client = any_client.client
+    assert not client.connected and client.wait_connected(0.05) is False
+    client.connect()
+    assert client.connected and client.wait_connected(0) is True
+    client.close()
+    assert not client.connected and client.wait_connected(0.05) is False
+
+
+def test_stats_invariants(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    first = client.stats
+    assert first.connected and first.actions_in_flight == 0
+    for _ in range(5):
+        client.ping()
+    futures = [client.send_action("Ping") for _ in range(5)]
+    assert all(client.wait(f).ok for f in futures)
+    after = client.stats
+    assert after.actions_sent - first.actions_sent == 10  # exactly the actions of the caller
+    assert after.actions_in_flight == 0 and after.actions_timed_out == 0
+    assert after.bytes_out > first.bytes_out and after.bytes_in > first.bytes_in
+    assert after.events_received == after.events_dispatched + after.events_dropped + after.events_queued
+    client.close()
+    assert not client.stats.connected and client.stats.actions_in_flight == 0
+
+
+def test_an_event_emitted_right_after_the_first_add_listener_is_delivered(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    seen: Recorder[Event] = Recorder()
+    client.add_listener(seen, event="UserEvent")  # no sync_events(): add_listener itself must be enough
+    any_client.server.emit("UserEvent", UserEvent="First")
+    assert seen.wait_for(1, timeout=10)[0]["UserEvent"] == "First"
+
+
+def test_add_listener_from_a_done_callback_gets_events(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    seen: Recorder[Event] = Recorder()
+    added = threading.Event()
+
+    def callback(future: "concurrent.futures.Future[Response]") -> None:
+        client.add_listener(seen, event="UserEvent")
+        added.set()
+
+    client.send_action("Ping").add_done_callback(callback)
+    assert added.wait(10)
+    for _ in range(100):  # from the dispatcher, add_listener cannot wait for the session: events start soon after
+        any_client.server.emit("UserEvent", UserEvent="Late")
+        if seen.items:
+            break
+        threading.Event().wait(0.05)
+    assert seen.items and seen.items[0]["UserEvent"] == "Late"
+
+
+def test_close_with_requests_in_flight_is_prompt_and_fails_them(any_client: Harness) -> None:
+    any_client.server.add_handler(
+        "Slow", lambda session, packet: build_response(packet, "late") if session.sleep(5) else None)
+    client = any_client.client.connect()
+    futures = [client.send_action("Slow", timeout=10) for _ in range(6)]
+    failed: Recorder[BaseException] = Recorder()
+    blocked = threading.Thread(target=lambda: _capture(lambda: client.action("Slow", timeout=10), failed))
+    blocked.start()
+    while len(any_client.server.received_actions) == 0 or not any(
+            p.action == "Slow" for p in any_client.server.received_actions):
+        threading.Event().wait(0.01)
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 2.0
+    blocked.join(5)
+    assert isinstance(failed.wait_for(1)[0], ClientClosed)
+    for future in futures:
+        assert isinstance(future.exception(5), ClientClosed)
+
+
+def _capture(function: Callable[[], Any], into: Recorder[BaseException]) -> None:
+    try:
+        function()
+    except BaseException as exc:
+        into(exc)
+
+
+def test_listeners_replacing_themselves_lose_no_event(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    got: Recorder[int] = Recorder()
+    lock = threading.Lock()
+    current: List[Any] = []
+
+    def listener(event: Event) -> None:
+        seq = int(event["Seq"])
+        got(seq)
+        stop.wait(0.002)  # a listener slower than the events: the poller reads ahead
+        if seq % 10 == 9:  # the only listener goes and a new one comes, from inside the listener
+            with lock:
+                client.remove_listener(current.pop())
+                current.append(client.add_listener(listener, event="UserEvent"))
+
+    with lock:
+        current.append(client.add_listener(listener, event="UserEvent"))
+    stop = threading.Event()
+
+    def emit() -> None:
+        for seq in range(400):
+            if stop.is_set():
+                return
+            any_client.server.emit("UserEvent", UserEvent="Seq", Seq=str(seq))
+            stop.wait(0.001)
+
+    emitter = threading.Thread(target=emit)
+    emitter.start()
+    try:
+        got.wait_for(1, where=lambda n: n == 399, timeout=20)
+    finally:
+        stop.set()
+        emitter.join(5)
+    assert got.items == list(range(400)), [n for n in range(400) if n not in got.items][:10]
+
+
+def test_replacing_the_only_listener_loses_no_event_sent_after_the_new_one(any_client: Harness) -> None:
+    client = any_client.client.connect()
+    for round_ in range(5):
+        old = client.add_listener(lambda e: None, event="UserEvent")
+        any_client.sync_events()  # events flow; over HTTP a WaitEvent now waits in the server
+        seen: Recorder[Event] = Recorder()
+        client.remove_listener(old)
+        new = client.add_listener(seen, event="UserEvent", filter=lambda e: e.get("UserEvent") == "After")
+        any_client.server.emit("UserEvent", UserEvent="After", Round=str(round_))
+        assert seen.wait_for(1, timeout=10)[0]["Round"] == str(round_)
+        client.remove_listener(new)
+
+
+def test_close_from_a_done_callback_with_requests_in_flight(any_client: Harness) -> None:
+    any_client.server.add_handler(
+        "Slow", lambda session, packet: build_response(packet, "late") if session.sleep(5) else None)
+    client = any_client.client.connect()
+    slow = [client.send_action("Slow", timeout=10) for _ in range(3)]
+    called: Recorder[str] = Recorder()
+    for future in slow:
+        future.add_done_callback(lambda f: called(type(f.exception()).__name__))
+    closed = threading.Event()
+
+    def close_it(future: Any) -> None:
+        client.close()
+        closed.set()
+
+    client.send_action("Ping", timeout=0.5).add_done_callback(close_it)  # times out behind the slow ones
+    assert closed.wait(5) and client.closed
+    assert called.wait_for(3, timeout=5) == ["ClientClosed"] * 3
+
+
+def test_action_timeout_is_honoured_promptly(any_client: Harness) -> None:
+    any_client.server.add_handler(
+        "Slow", lambda session, packet: build_response(packet, "late") if session.sleep(3) else None)
+    client = any_client.client.connect()
+    for timeout in (0.2, 0.5):
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.action("Slow", timeout=timeout)
+        assert timeout <= time.monotonic() - started + 0.01 < timeout + 0.3
+        started = time.monotonic()
+        with pytest.raises(ActionTimeout):
+            client.wait(client.send_action("Slow", timeout=timeout))
+        assert time.monotonic() - started < timeout + 0.3

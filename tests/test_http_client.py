@@ -317,7 +317,7 @@ def test_close_is_prompt_with_a_long_poll_in_flight(servers: Tuple[FakeAMIServer
 
 def test_poller_starts_with_the_first_listener_and_stops_with_the_last(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
     ami, ajam = servers
-    with make(ajam, poll_timeout=30.0) as client:
+    with make(ajam, poll_timeout=1.0) as client:
         client.ping()
         assert ajam.requests_of("WaitEvent") == [] and dict(ajam.requests_of("Login")[0].params)["Events"] == "off"
         seen: Recorder[Event] = Recorder()
@@ -327,7 +327,7 @@ def test_poller_starts_with_the_first_listener_and_stops_with_the_last(servers: 
             ami.emit("UserEvent", UserEvent="Seq", N=str(i))
         assert [int(e["N"]) for e in seen.wait_for(50)] == list(range(50))
         start = time.monotonic()
-        client.remove_listener(handle)  # the poll in flight is cut, events are turned off
+        client.remove_listener(handle)  # the poll in flight ends (within poll_timeout), events are turned off
         wait_until(lambda: [dict(r.params).get("EventMask") for r in ajam.requests_of("Events")] == ["on", "off"])
         assert time.monotonic() - start < 3.0
         wait_until(lambda: not any(t.name.startswith("amiclient-http-events") for t in threading.enumerate()))
@@ -453,7 +453,7 @@ def test_poller_does_not_spin_when_asterisk_answers_wait_event_at_once() -> None
 
 def test_an_event_sent_right_after_add_listener_is_delivered(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
     ami, ajam = servers
-    with make(ajam, poll_timeout=30.0) as client:
+    with make(ajam, poll_timeout=1.0) as client:
         client.ping()  # a session without events: the first listener turns them on
         seen: Recorder[Event] = Recorder()
         client.add_listener(seen, event="UserEvent")

@@ -69,6 +69,7 @@ class LiveState:
         self._synced = threading.Event()
         self._requested = 0
         self._served = 0
+        self._epoch = 0  # disconnects seen (guarded by _wake)
         self._closed = False  # the sync thread must end
         self._detached = False  # close() ran
         self._handle = client.add_listener(self._on_event)
@@ -187,12 +188,16 @@ class LiveState:
                 except Exception:
                     log.exception("live-state callback %r raised on %s", callback, change.kind)
 
-    def _set_state(self, state: str) -> None:
-        old, self._state = self._state, state
-        if state == "synced":
-            self._synced.set()
-        else:
-            self._synced.clear()
+    def _set_state(self, state: str, *, epoch: Optional[int] = None) -> None:
+        """Move to ``state`` (with ``epoch``: only if no disconnect was seen since that epoch)."""
+        with self._wake:
+            if epoch is not None and (epoch != self._epoch or self._closed):
+                return  # the link dropped (or close() ran) while this sync ran: its result is already stale
+            old, self._state = self._state, state
+            if state == "synced":
+                self._synced.set()
+            else:
+                self._synced.clear()
         if old != state:
             self._notify([Change("state", None, old, state)])
 
@@ -218,6 +223,8 @@ class LiveState:
         if change.state in (ConnectionState.CONNECTED, ConnectionState.RECONNECTED):
             self.resync()
         elif change.state in (ConnectionState.DISCONNECTED, ConnectionState.RECONNECTING):
+            with self._wake:
+                self._epoch += 1  # a sync running now must not end "synced"
             if self._state != "disconnected":
                 self._set_state("disconnected")
         elif change.state is ConnectionState.CLOSED:  # nothing more will come: end the sync thread
@@ -252,6 +259,8 @@ class LiveState:
                         self._requested += 1
 
     def _sync_once(self, ticket: int) -> bool:
+        with self._wake:
+            epoch = self._epoch
         with self._lock:
             self._buffer = []
         self._set_state("syncing")
@@ -284,8 +293,8 @@ class LiveState:
             return False
         with self._wake:
             latest = ticket == self._requested
-        if latest and not self._closed:  # else another sync follows at once (or none ever will)
-            self._set_state("synced")
+        if latest:  # else another sync follows at once
+            self._set_state("synced", epoch=epoch)
         return True
 
     def close(self, timeout: float = 5.0) -> None:

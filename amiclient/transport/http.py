@@ -26,6 +26,7 @@ so a thread blocked on a long-poll wakes at once.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import re
 import select
@@ -33,7 +34,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from ..exceptions import ActionTimeout, ConnectionLost
@@ -78,6 +79,55 @@ def parse_url(url: str) -> Tuple[bool, str, int, str, str]:
     https = scheme == "https"
     port = parts.port or (443 if https else 80)
     return https, parts.hostname, port, path, f"{scheme}://{parts.netloc}{path}"
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket until a deadline: the whole answer, not each read, is bounded by the request's timeout."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # holds a reference: the socket stays open while read
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Any:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the answer took longer than the request's timeout")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What ``HTTPResponse`` sees of the socket: ``makefile`` only, reading until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _Response(http.client.HTTPResponse):
+    deadline = float("inf")  # set per connection by _with_deadline
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: Optional[str] = None,
+                 url: Optional[str] = None) -> None:
+        super().__init__(_DeadlineSocket(sock, self.deadline), debuglevel, method, url)  # type: ignore[arg-type]
+
+
+def _with_deadline(conn: http.client.HTTPConnection, deadline: float) -> None:
+    """Make the next answer on ``conn`` fail with socket.timeout once ``deadline`` (monotonic) passes."""
+    conn.response_class = type("_DeadlineResponse", (_Response,), {"deadline": deadline})
 
 
 class Lane:
@@ -150,6 +200,7 @@ class HTTPTransport:
             headers["Cookie"] = f'mansession_id="{cookie}"'
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
+        _with_deadline(conn, time.monotonic() + timeout)
         with self._lock:
             self.requests += 1
             self.bytes_out += len(form)
@@ -190,7 +241,7 @@ class HTTPTransport:
                 conn.close()
                 conn = lane.conn = None
             if conn is None:
-                conn = lane.conn = self._open(what)
+                conn = lane.conn = self._open(what, deadline)
             with self._lock:
                 if not (lane.aborted or lane.interrupted):
                     self._busy.add(conn)
@@ -213,7 +264,7 @@ class HTTPTransport:
                 with self._lock:
                     self._busy.discard(found[0])
                 found[0].close()
-            conn = self._open(what)
+            conn = self._open(what, deadline)
             with self._lock:
                 self._busy.add(conn)
             return conn
@@ -221,14 +272,20 @@ class HTTPTransport:
             self._slots.release()
             raise
 
-    def _open(self, what: str) -> http.client.HTTPConnection:
+    def _open(self, what: str, deadline: float) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
+        timeout = max(min(self.connect_timeout, deadline - time.monotonic()), 0.001)  # never past the request's timeout
         if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self.ssl_context)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context)
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.connect()
+        except (socket.timeout, TimeoutError) as exc:
+            conn.close()
+            if time.monotonic() >= deadline:
+                raise ActionTimeout(f"no connection to {self.url} for {what} within its timeout; not sent") from None
+            raise NotSent(f"cannot reach {self.url}: {exc}; {what} was not sent") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NotSent(f"cannot reach {self.url}: {exc}; {what} was not sent") from None
@@ -311,6 +368,14 @@ class HTTPTransport:
         self.abort()
         for conn, _ in idle:
             conn.close()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: new locks, and none of the parent's connections (it still uses them)."""
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        idle, self._idle, self._busy = self._idle, [], set()
+        for conn, _ in idle:
+            conn.close()  # closes the child's copy of the descriptor only: no shutdown, no TLS close_notify
 
     @property
     def in_use(self) -> int:
