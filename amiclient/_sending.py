@@ -43,6 +43,16 @@ class Link(Protocol):
         """Return when ``future`` is resolved or at its deadline (the caller may read for it)."""
 
 
+def default_timeout(base: float, name: str, fields: Mapping[str, HeaderValue]) -> float:
+    """The client's wait for an action without its own ``timeout``: ``base``, plus the ring time of a sync Originate."""
+    if name.lower() == "originate" and str(header_value(fields, "Async", "")).lower() not in _TRUE:
+        try:
+            return base + float(str(header_value(fields, "Timeout", 30000))) / 1000.0
+        except ValueError:
+            pass
+    return base
+
+
 def checked_timeout(timeout: Optional[float]) -> Optional[float]:
     """``timeout`` as the client uses it: None (or longer than any wait can be) means no limit.
 
@@ -93,7 +103,7 @@ class Sender:
         check_action(name, merged, self.validate)
         data = serialize_action(name, merged, action_id)
         if timeout is UNSET:
-            timeout = self._default_timeout(name, merged)
+            timeout = default_timeout(self.timeout, name, merged)
         timeout = checked_timeout(timeout)
         future = ActionFuture(name, action_id, timeout)
         future.deadline = None if timeout is None else started + timeout
@@ -117,15 +127,6 @@ class Sender:
                 link.discard(future.action_id)
                 fail(future, exc)
                 return future
-
-    def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
-        timeout = self.timeout
-        if name.lower() == "originate" and str(header_value(fields, "Async", "")).lower() not in _TRUE:
-            try:
-                timeout += float(str(header_value(fields, "Timeout", 30000))) / 1000.0
-            except ValueError:
-                pass
-        return timeout
 
     def action(
         self,

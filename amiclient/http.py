@@ -46,7 +46,8 @@ from typing import Any, Callable, List, Mapping, Optional, Set, Tuple, Union
 from ._http_events import EventPoller
 from ._http_session import HTTPSession, action_params
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
-from ._protocol import HeaderValue, header_value, pop_action_id, serialize_action, split_action
+from ._protocol import HeaderValue, pop_action_id, serialize_action, split_action
+from ._sending import checked_timeout, default_timeout
 from ._subscriptions import ListenerAPI
 from ._tracker import ActionFuture, fail
 from .actions import ActionHelpers
@@ -63,7 +64,7 @@ __all__ = ["AMIHTTPClient", "AJAMClient", "AJAMResponse"]
 log = logging.getLogger("amiclient.http")
 
 _UNSET: Any = object()
-_clients: "weakref.WeakSet[AMIHTTPClient]" = weakref.WeakSet()  # reset in a forked child
+_clients: weakref.WeakSet[AMIHTTPClient] = weakref.WeakSet()  # reset in a forked child
 _TRUE = ("true", "yes", "1", "y", "t", "on")
 
 
@@ -96,7 +97,9 @@ class _WatchedRegistry(ListenerRegistry):
 class _HTTPFuture(ActionFuture):
     """An ActionFuture whose done-callbacks run on the dispatcher thread, never on a send worker."""
 
-    def __init__(self, action: str, action_id: str, timeout: Optional[float], hand_off: Callable[[Callable[[], Any]], None]) -> None:
+    def __init__(
+        self, action: str, action_id: str, timeout: Optional[float], hand_off: Callable[[Callable[[], Any]], None],
+    ) -> None:
         super().__init__(action, action_id, timeout)
         self._hand_off = hand_off
 
@@ -225,7 +228,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def connect(self) -> "AMIHTTPClient":
+    def connect(self) -> AMIHTTPClient:
         """Log in; raises AuthenticationError or AMIConnectionError (ConnectionLost if unreachable)."""
         with self._connect_lock:
             if self._closed:
@@ -282,7 +285,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._emit(StateChange(ConnectionState.CLOSED))
         self._dispatcher.stop(timeout)
 
-    def __enter__(self) -> "AMIHTTPClient":
+    def __enter__(self) -> AMIHTTPClient:
         return self.connect()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -398,17 +401,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         check_action(name, merged, self.validate)
         params = action_params(serialize_action(name, merged, action_id))  # ValueError before any I/O
         if timeout is _UNSET:
-            timeout = self._default_timeout(name, merged)
-        return name, params, action_id, timeout
-
-    def _default_timeout(self, name: str, fields: Mapping[str, HeaderValue]) -> float:
-        timeout = self.timeout
-        if name.lower() == "originate" and str(header_value(fields, "Async", "")).lower() not in _TRUE:
-            try:
-                timeout += float(str(header_value(fields, "Timeout", 30000))) / 1000.0
-            except ValueError:
-                pass
-        return timeout
+            timeout = default_timeout(self.timeout, name, merged)
+        return name, params, action_id, checked_timeout(timeout)
 
     def _perform(self, name: str, params: List[Tuple[str, str]], timeout: Optional[float]) -> Response:
         if self._closed:
@@ -550,11 +544,13 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         """A snapshot of the client's counters (requests but WaitEvent polls; bytes are HTTP bodies)."""
         dispatcher = self._dispatcher
         transport = self._transport
+        received, dispatched, dropped, queued = dispatcher.counts()  # one consistent snapshot
         return ClientStats(
-            events_received=dispatcher.received, events_dispatched=dispatcher.dispatched,
-            events_dropped=dispatcher.dropped, events_queued=dispatcher.depth,
+            events_received=received, events_dispatched=dispatched,
+            events_dropped=dropped, events_queued=queued,
             queue_high_water=dispatcher.high_water, listener_errors=dispatcher.listener_errors,
-            actions_sent=transport.requests - self._poller.polls, actions_in_flight=self._in_flight + len(self._futures) - self._pool_running,
+            actions_sent=transport.requests - self._poller.polls,
+            actions_in_flight=self._in_flight + len(self._futures) - self._pool_running,
             actions_timed_out=self._timed_out, reconnects=self._reconnects,
             bytes_in=transport.bytes_in, bytes_out=transport.bytes_out, connected=self.connected,
         )
