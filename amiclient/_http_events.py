@@ -36,7 +36,7 @@ _MIN_INTERVAL = 0.5  # s between polls Asterisk answers at once with nothing (it
 class EventPoller:
     """Starts, runs and stops the WaitEvent thread of one client."""
 
-    def __init__(self, client: "AMIHTTPClient") -> None:
+    def __init__(self, client: AMIHTTPClient) -> None:
         self._client = client
         self._lane = Lane()
         self._thread: Optional[threading.Thread] = None

@@ -28,7 +28,7 @@ __all__ = ["ConnectAttempt", "Lifecycle"]
 
 log = logging.getLogger("amiclient.client")
 
-_clients: "weakref.WeakSet[Lifecycle]" = weakref.WeakSet()
+_clients: weakref.WeakSet[Lifecycle] = weakref.WeakSet()
 
 
 class ConnectAttempt:

@@ -327,7 +327,7 @@ class EventShapes:
     MAX_NAMES = 512
 
     def __init__(self) -> None:
-        self._layouts: Dict[str, List[Tuple[Tuple[str, ...], "re.Pattern[str]"]]] = {}
+        self._layouts: Dict[str, List[Tuple[Tuple[str, ...], re.Pattern[str]]]] = {}
         self._learned: Dict[str, int] = {}
 
     def parse(self, name: str, text: str) -> Event:
@@ -358,7 +358,7 @@ class EventShapes:
 
 
 _KEY_OK = re.compile(r"[!-9;-~]+\Z")  # printable ASCII without ':' or space
-_valid_names: "set[str]" = set()  # names that passed _KEY_OK: a set lookup is cheaper than the regex
+_valid_names: set[str] = set()  # names that passed _KEY_OK: a set lookup is cheaper than the regex
 
 
 def _check_name(name: object, what: str) -> str:

@@ -47,7 +47,7 @@ class AuthenticationError(AMIError):
 class ActionError(AMIError):
     """The server answered an action with ``Response: Error`` or ``Failure``."""
 
-    def __init__(self, response: "Response") -> None:
+    def __init__(self, response: Response) -> None:
         self.response = response
         action_id = response.action_id or "-"
         super().__init__(f"{response.status or 'Error'}: {response.message or '(no message)'} (ActionID {action_id})")
@@ -77,7 +77,7 @@ class UnsupportedAction(AMIError):
 class OriginateFailed(ActionError):
     """An originated call did not connect: ``event`` is its ``OriginateResponse``, ``reason`` its Reason code."""
 
-    def __init__(self, event: "Event", message: str) -> None:
+    def __init__(self, event: Event, message: str) -> None:
         from .packet import Response
 
         pairs = [("Response", "Failure"), ("ActionID", event.get("ActionID", "")), ("Message", message)]

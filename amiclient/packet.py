@@ -23,7 +23,7 @@ class Packet(Dict[str, str]):
     _lower: Optional[Dict[str, str]] = None  # lower-case key -> key as received, built on first miss
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[Tuple[str, str]]) -> "Packet":
+    def from_pairs(cls, pairs: Iterable[Tuple[str, str]]) -> Packet:
         """Build a packet from ``(key, value)`` pairs; repeated keys (any case) keep every value."""
         packet = cls()
         lower_map: Dict[str, str] = {}
@@ -125,7 +125,7 @@ class Packet(Dict[str, str]):
         dict.clear(self)
         self._lower = self._repeats = None
 
-    def copy(self) -> "Packet":
+    def copy(self) -> Packet:
         """A copy of the same class, repeated values included."""
         return type(self).from_pairs(self.items_all())
 
@@ -164,9 +164,9 @@ class Packet(Dict[str, str]):
 class Response(Packet):
     """The answer to one action (``Response: Success|Error|Goodbye|Follows``)."""
 
-    _events: Optional[List["Event"]] = None
+    _events: Optional[List[Event]] = None
     #: The event that ended an event list (``...Complete``, with ``ListItems``), if any.
-    complete_event: Optional["Event"] = None
+    complete_event: Optional[Event] = None
 
     @property
     def status(self) -> str:
@@ -185,21 +185,21 @@ class Response(Packet):
         return self.get("Message")
 
     @property
-    def events(self) -> List["Event"]:
+    def events(self) -> List[Event]:
         """The list items of an event-generating action, in order (empty for other actions)."""
         if self._events is None:
             self._events = []
         return self._events
 
     @events.setter
-    def events(self, events: List["Event"]) -> None:
+    def events(self, events: List[Event]) -> None:
         self._events = events
 
     def __reduce__(self) -> Union[str, Tuple[Any, ...]]:
         state = {"_events": self._events, "complete_event": self.complete_event}  # a list's items travel too
         return (type(self).from_pairs, (self.items_all(),), state)
 
-    def copy(self) -> "Response":
+    def copy(self) -> Response:
         """A copy, repeated values, list items and the completing event included."""
         clone = cast(Response, type(self).from_pairs(self.items_all()))
         if self._events is not None:

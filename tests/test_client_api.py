@@ -384,7 +384,7 @@ def test_add_listener_from_a_done_callback_gets_events(any_client: Harness) -> N
     seen: Recorder[Event] = Recorder()
     added = threading.Event()
 
-    def callback(future: "concurrent.futures.Future[Response]") -> None:
+    def callback(future: concurrent.futures.Future[Response]) -> None:
         client.add_listener(seen, event="UserEvent")
         added.set()
 

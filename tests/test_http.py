@@ -195,7 +195,8 @@ def test_fake_wait_event_and_expiry_answer_like_the_recording() -> None:
             assert ajam.expire_sessions() == 1
             _, headers, body = http_get(sock, "/asterisk/rawman?action=ping&actionid=p2", cookie)
             want = recorded["GET /asterisk/rawman?action=ping&actionid=p2"]
-            assert body == want.partition(b"\r\n\r\n")[2] == b"Response: Error\r\nActionID: p2\r\nMessage: Permission denied\r\n\r\n"
+            denied = b"Response: Error\r\nActionID: p2\r\nMessage: Permission denied\r\n\r\n"
+            assert body == want.partition(b"\r\n\r\n")[2] == denied
             new = COOKIE_ANY.match(dict(headers)["Set-Cookie"]).group(1)  # type: ignore[union-attr]
             assert new != cookie  # the expired session is gone: a new, logged-out one
             assert b'mansession_id="016ca3d1"' not in want.partition(b"\r\n\r\n")[0]  # the recording shows it too

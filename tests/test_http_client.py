@@ -29,6 +29,7 @@ from amiclient.transport.http import parse_url
 
 from .http_support import SECRET, ajam_servers, certificate, client_context, server_context  # noqa: F401 (fixture)
 
+Servers = Tuple[FakeAMIServer, FakeAJAMServer]
 FAST = Backoff(base=0.05, cap=0.1, jitter=0)
 
 
@@ -52,7 +53,7 @@ def servers() -> Iterator[Tuple[FakeAMIServer, FakeAJAMServer]]:
 
 
 @pytest.fixture
-def counter(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> Counter:
+def counter(servers: Servers) -> Counter:
     count = Counter()
     servers[0].add_handler("Count", count)
     return count
@@ -76,7 +77,7 @@ def wait_until(condition: Any, timeout: float = 5.0) -> None:
 # ---------------------------------------------------------------------- sessions
 
 
-def test_session_expiry_is_invisible_and_nothing_runs_twice(servers: Tuple[FakeAMIServer, FakeAJAMServer], counter: Counter) -> None:
+def test_session_expiry_is_invisible_and_nothing_runs_twice(servers: Servers, counter: Counter) -> None:
     _, ajam = servers
     with make(ajam) as client:
         assert client.action("Count").message == "Counted"
@@ -98,7 +99,7 @@ def test_real_permission_denied_is_not_retried(counter: Counter) -> None:
             assert counter.runs == 0
 
 
-def test_many_threads_hitting_an_expired_session_log_in_once(servers: Tuple[FakeAMIServer, FakeAJAMServer], counter: Counter) -> None:
+def test_many_threads_hitting_an_expired_session_log_in_once(servers: Servers, counter: Counter) -> None:
     _, ajam = servers
     with make(ajam) as client:
         for round_ in range(3):
@@ -115,7 +116,7 @@ def test_many_threads_hitting_an_expired_session_log_in_once(servers: Tuple[Fake
         assert counter.runs == 24
 
 
-def test_login_racing_requests_ends_with_the_authenticated_cookie(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_login_racing_requests_ends_with_the_authenticated_cookie(servers: Servers) -> None:
     """Requests with a dead cookie get new unauthenticated cookies while a login runs: the login's cookie wins."""
     _, ajam = servers
     with make(ajam) as client:
@@ -144,7 +145,7 @@ def test_login_racing_requests_ends_with_the_authenticated_cookie(servers: Tuple
             assert len(cookies) == 1
 
 
-def test_request_answered_during_a_slow_login_cannot_replace_its_cookie(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_request_answered_during_a_slow_login_cannot_replace_its_cookie(servers: Servers) -> None:
     """A request with the dead cookie is answered (with a new, logged-out cookie) before the login's answer."""
     _, ajam = servers
     with make(ajam) as client:
@@ -162,7 +163,7 @@ def test_request_answered_during_a_slow_login_cannot_replace_its_cookie(servers:
         assert client.ping()["Ping"] == "Pong" and len(ajam.requests_of("Login")) == 2
 
 
-def test_secret_and_cookie_never_logged(servers: Tuple[FakeAMIServer, FakeAJAMServer], caplog: Any) -> None:
+def test_secret_and_cookie_never_logged(servers: Servers, caplog: Any) -> None:
     caplog.set_level(logging.DEBUG)
     _, ajam = servers
     with make(ajam) as client:
@@ -184,7 +185,7 @@ def test_secret_and_cookie_never_logged(servers: Tuple[FakeAMIServer, FakeAJAMSe
 # ---------------------------------------------------------------------- never twice
 
 
-def test_connection_dropped_after_the_request_fails_and_runs_once(servers: Tuple[FakeAMIServer, FakeAJAMServer], counter: Counter) -> None:
+def test_connection_dropped_after_the_request_fails_and_runs_once(servers: Servers, counter: Counter) -> None:
     _, ajam = servers
     with make(ajam) as client:
         ajam.inject("drop_after_run", "Count")
@@ -203,7 +204,7 @@ def test_connection_dropped_after_the_request_fails_and_runs_once(servers: Tuple
         assert client.action("Count").ok and counter.runs == 3
 
 
-def test_read_only_actions_are_sent_again_once(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_read_only_actions_are_sent_again_once(servers: Servers) -> None:
     _, ajam = servers
     with make(ajam) as client:
         ajam.inject("drop_after_run", "Ping")
@@ -228,7 +229,7 @@ def test_connection_closed_by_the_server_while_idle_is_replaced_before_sending(c
 # ---------------------------------------------------------------------- HTTP errors
 
 
-def test_proxy_and_http_errors_map_to_the_client_errors(servers: Tuple[FakeAMIServer, FakeAJAMServer], counter: Counter) -> None:
+def test_proxy_and_http_errors_map_to_the_client_errors(servers: Servers, counter: Counter) -> None:
     _, ajam = servers
     with make(ajam) as client:
         ajam.inject("html", "Count")
@@ -252,7 +253,7 @@ def test_proxy_and_http_errors_map_to_the_client_errors(servers: Tuple[FakeAMISe
         make(ajam).connect()
 
 
-def test_failed_request_reports_disconnected_and_the_next_success_reconnected(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_failed_request_reports_disconnected_and_the_next_success_reconnected(servers: Servers) -> None:
     _, ajam = servers
     with make(ajam) as client:
         states: Recorder[StateChange] = Recorder()
@@ -305,7 +306,7 @@ def test_url_forms() -> None:
 # ---------------------------------------------------------------------- events
 
 
-def test_close_is_prompt_with_a_long_poll_in_flight(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_close_is_prompt_with_a_long_poll_in_flight(servers: Servers) -> None:
     _, ajam = servers
     client = make(ajam, poll_timeout=30.0).connect()
     client.add_listener(lambda event: None)
@@ -315,7 +316,7 @@ def test_close_is_prompt_with_a_long_poll_in_flight(servers: Tuple[FakeAMIServer
     assert time.monotonic() - start < 3.0
 
 
-def test_poller_starts_with_the_first_listener_and_stops_with_the_last(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_poller_starts_with_the_first_listener_and_stops_with_the_last(servers: Servers) -> None:
     ami, ajam = servers
     with make(ajam, poll_timeout=1.0) as client:
         client.ping()
@@ -335,7 +336,7 @@ def test_poller_starts_with_the_first_listener_and_stops_with_the_last(servers: 
         wait_until(lambda: len(ajam.requests_of("Events")) == 3)
 
 
-def test_poller_backs_off_reports_state_and_recovers(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_poller_backs_off_reports_state_and_recovers(servers: Servers) -> None:
     ami, ajam = servers
     with make(ajam) as client:
         states: Recorder[StateChange] = Recorder()
@@ -353,7 +354,7 @@ def test_poller_backs_off_reports_state_and_recovers(servers: Tuple[FakeAMIServe
         seen.wait_for(1, where=lambda e: e["UserEvent"] == "After")
 
 
-def test_events_survive_session_expiry(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_events_survive_session_expiry(servers: Servers) -> None:
     ami, ajam = servers
     with make(ajam, poll_timeout=1.0) as client:
         seen: Recorder[Event] = Recorder()
@@ -370,7 +371,7 @@ def test_events_survive_session_expiry(servers: Tuple[FakeAMIServer, FakeAJAMSer
         assert seen.wait_for(1)[0]["UserEvent"] == "Back"
 
 
-def test_filters_are_applied_again_after_a_new_login(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_filters_are_applied_again_after_a_new_login(servers: Servers) -> None:
     ami, ajam = servers
     with make(ajam, poll_timeout=1.0) as client:
         seen: Recorder[Event] = Recorder()
@@ -392,7 +393,7 @@ def test_filters_are_applied_again_after_a_new_login(servers: Tuple[FakeAMIServe
 # ---------------------------------------------------------------------- the send pool
 
 
-def test_send_action_queued_past_its_timeout_is_never_sent(servers: Tuple[FakeAMIServer, FakeAJAMServer], counter: Counter) -> None:
+def test_send_action_queued_past_its_timeout_is_never_sent(servers: Servers, counter: Counter) -> None:
     ami, ajam = servers
     ami.add_handler("Slow", lambda session, packet: build_response(packet, "late") if session.sleep(1.0) else None)
     with make(ajam, workers=1) as client:
@@ -405,7 +406,7 @@ def test_send_action_queued_past_its_timeout_is_never_sent(servers: Tuple[FakeAM
         assert counter.runs == 0 and ajam.requests_of("Count") == []
 
 
-def test_done_callback_waiting_for_another_action_does_not_deadlock(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_done_callback_waiting_for_another_action_does_not_deadlock(servers: Servers) -> None:
     _, ajam = servers
     with make(ajam, workers=1) as client:
         results: Recorder[str] = Recorder()
@@ -418,7 +419,7 @@ def test_done_callback_waiting_for_another_action_does_not_deadlock(servers: Tup
         assert results.wait_for(3, timeout=10) == ["Pong"] * 3
 
 
-def test_many_threads_few_connections(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_many_threads_few_connections(servers: Servers) -> None:
     _, ajam = servers
     with make(ajam, max_connections=2) as client:
         def work(n: int) -> List[str]:
@@ -431,7 +432,7 @@ def test_many_threads_few_connections(servers: Tuple[FakeAMIServer, FakeAJAMServ
         assert ajam.session_count == 1 and len(ajam.requests_of("Login")) == 1  # one session for every thread
 
 
-def test_ajamclient_is_a_deprecated_alias(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_ajamclient_is_a_deprecated_alias(servers: Servers) -> None:
     from amiclient.http import AJAMClient
 
     with pytest.warns(DeprecationWarning):
@@ -451,7 +452,7 @@ def test_poller_does_not_spin_when_asterisk_answers_wait_event_at_once() -> None
             assert time.monotonic() - start >= 1.4
 
 
-def test_an_event_sent_right_after_add_listener_is_delivered(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+def test_an_event_sent_right_after_add_listener_is_delivered(servers: Servers) -> None:
     ami, ajam = servers
     with make(ajam, poll_timeout=1.0) as client:
         client.ping()  # a session without events: the first listener turns them on

@@ -182,7 +182,8 @@ def test_serialize_refuses_what_asterisk_would_silently_change() -> None:
                 {"Value": "cut\x00here"}):
         with pytest.raises(ValueError, match="whitespace|NUL"):
             serialize_action("Setvar", bad)
-    assert serialize_action("Setvar", {"Value": "", "Data": "trailing kept "}).endswith(b"Value: \r\nData: trailing kept \r\n\r\n")
+    wire = serialize_action("Setvar", {"Value": "", "Data": "trailing kept "})
+    assert wire.endswith(b"Value: \r\nData: trailing kept \r\n\r\n")
 
 
 def test_serialize_shapes() -> None:

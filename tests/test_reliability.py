@@ -319,7 +319,7 @@ def test_soak_events_and_actions_across_forced_reconnects(server: FakeAMIServer)
         outcome_lock = threading.Lock()
 
         def worker(n: int) -> None:
-            for i in range(1250):
+            for _ in range(1250):
                 try:
                     response = client.action("Ping", timeout=10)
                     result = "ok" if response.ok else "error"

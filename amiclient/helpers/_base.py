@@ -59,19 +59,19 @@ class HelperHost:
     if TYPE_CHECKING:  # provided by the client the helpers are mixed into
 
         def action(
-            self, action: Union[str, Mapping[str, "HeaderValue"]], headers: Optional[Mapping[str, "HeaderValue"]] = None,
-            *, timeout: Optional[float] = ..., **fields: "HeaderValue",
+            self, action: Union[str, Mapping[str, HeaderValue]], headers: Optional[Mapping[str, HeaderValue]] = None,
+            *, timeout: Optional[float] = ..., **fields: HeaderValue,
         ) -> Response: ...
 
-    def _call(self, name: str, fields: Optional[Mapping[str, "HeaderValue"]] = None, timeout: Any = DEFAULT) -> Response:
+    def _call(self, name: str, fields: Optional[Mapping[str, HeaderValue]] = None, timeout: Any = DEFAULT) -> Response:
         """``action(name, fields)``, with ``timeout`` passed on only if the caller gave one."""
-        headers: Dict[str, "HeaderValue"] = {k: v for k, v in (fields or {}).items() if v is not None}
+        headers: Dict[str, HeaderValue] = {k: v for k, v in (fields or {}).items() if v is not None}
         if timeout is DEFAULT:
             return self.action(name, headers)
         return self.action(name, headers, timeout=timeout)
 
 
-def merge_extra(fields: Dict[str, "HeaderValue"], extra: Mapping[str, "HeaderValue"]) -> Dict[str, "HeaderValue"]:
+def merge_extra(fields: Dict[str, HeaderValue], extra: Mapping[str, HeaderValue]) -> Dict[str, HeaderValue]:
     """``fields`` plus the caller's raw ``extra`` headers; ``ValueError`` if one would replace a helper's header."""
     taken = {key.lower() for key, value in fields.items() if value is not None}
     for key, value in extra.items():

@@ -33,19 +33,21 @@ class CallHelpers(HelperHost):
 
     @overload
     def originate(self, channel: str, *, wait: Literal[False] = ..., exten: Optional[str] = ..., context: Optional[str] = ...,
-                  priority: Union[int, str, None] = ..., application: Optional[str] = ..., data: Union[str, Sequence[str], None] = ...,
-                  caller_id: Optional[str] = ..., ring_timeout: Optional[float] = ..., variables: Optional[Mapping[str, Any]] = ...,
+                  priority: Union[int, str, None] = ..., application: Optional[str] = ...,
+                  data: Union[str, Sequence[str], None] = ..., caller_id: Optional[str] = ...,
+                  ring_timeout: Optional[float] = ..., variables: Optional[Mapping[str, Any]] = ...,
                   account: Optional[str] = ..., early_media: Optional[bool] = ..., codecs: Union[str, Sequence[str], None] = ...,
                   channel_id: Optional[str] = ..., other_channel_id: Optional[str] = ..., asynchronous: bool = ...,
-                  timeout: Optional[float] = ..., **extra: "HeaderValue") -> Response: ...
+                  timeout: Optional[float] = ..., **extra: HeaderValue) -> Response: ...
 
     @overload
     def originate(self, channel: str, *, wait: Literal[True], exten: Optional[str] = ..., context: Optional[str] = ...,
-                  priority: Union[int, str, None] = ..., application: Optional[str] = ..., data: Union[str, Sequence[str], None] = ...,
-                  caller_id: Optional[str] = ..., ring_timeout: Optional[float] = ..., variables: Optional[Mapping[str, Any]] = ...,
+                  priority: Union[int, str, None] = ..., application: Optional[str] = ...,
+                  data: Union[str, Sequence[str], None] = ..., caller_id: Optional[str] = ...,
+                  ring_timeout: Optional[float] = ..., variables: Optional[Mapping[str, Any]] = ...,
                   account: Optional[str] = ..., early_media: Optional[bool] = ..., codecs: Union[str, Sequence[str], None] = ...,
                   channel_id: Optional[str] = ..., other_channel_id: Optional[str] = ..., asynchronous: bool = ...,
-                  timeout: Optional[float] = ..., **extra: "HeaderValue") -> Event: ...
+                  timeout: Optional[float] = ..., **extra: HeaderValue) -> Event: ...
 
     def originate(
         self,
@@ -67,7 +69,7 @@ class CallHelpers(HelperHost):
         other_channel_id: Optional[str] = None,
         asynchronous: bool = True,
         timeout: Any = DEFAULT,
-        **extra: "HeaderValue",
+        **extra: HeaderValue,
     ) -> Union[Response, Event]:
         """``Originate`` a call to ``channel``, into ``exten@context`` (priority 1) or an ``application``.
 
@@ -85,7 +87,7 @@ class CallHelpers(HelperHost):
         ``wait=True``: added to the ring timeout).  ``extra``: raw headers
         (``PreDialGoSub``, ``ActionID``...) that no argument sets.
         """
-        fields: Dict[str, "HeaderValue"] = {"Channel": literal_channel(channel)}
+        fields: Dict[str, HeaderValue] = {"Channel": literal_channel(channel)}
         if application is not None and exten is not None:
             raise ValueError("originate into either an application or exten@context, not both")
         if application is not None:
@@ -114,7 +116,7 @@ class CallHelpers(HelperHost):
             fields["Async"] = True
         return self._call("Originate", fields, timeout)
 
-    def _originate_and_wait(self, fields: Dict[str, "HeaderValue"], ring_timeout: Optional[float], timeout: Any) -> Event:
+    def _originate_and_wait(self, fields: Dict[str, HeaderValue], ring_timeout: Optional[float], timeout: Any) -> Event:
         add_listener = getattr(self, "add_listener", None)
         remove_listener = getattr(self, "remove_listener", None)
         if add_listener is None or remove_listener is None:
@@ -197,9 +199,9 @@ class CallHelpers(HelperHost):
     def redirect(self, channel: str, exten: str, context: str, priority: Union[int, str] = 1, *,
                  extra_channel: Optional[str] = None, extra_exten: Optional[str] = None,
                  extra_context: Optional[str] = None, extra_priority: Union[int, str, None] = None,
-                 timeout: Any = DEFAULT, **extra: "HeaderValue") -> Response:
+                 timeout: Any = DEFAULT, **extra: HeaderValue) -> Response:
         """``Redirect`` (transfer) ``channel`` to ``exten@context``; ``extra_channel`` too (to the same place by default)."""
-        fields: Dict[str, "HeaderValue"] = {"Channel": literal_channel(channel), "Exten": exten, "Context": context,
+        fields: Dict[str, HeaderValue] = {"Channel": literal_channel(channel), "Exten": exten, "Context": context,
                                             "Priority": priority}
         if extra_channel is not None:
             fields["ExtraChannel"] = literal_channel(extra_channel, "extra_channel")

@@ -24,7 +24,7 @@ _BAD_TEMPLATE = re.compile(r'[\[\](),|="\\;]')
 _BAD_VARIABLE = re.compile(r"[\[\]=;]|\A[#(]")
 
 
-def _checked(value: Any, what: str, bad: "re.Pattern[str]", rule: str) -> str:
+def _checked(value: Any, what: str, bad: re.Pattern[str], rule: str) -> str:
     if not isinstance(value, str) or not value or value != value.strip() or bad.search(value):
         raise ValueError(f"invalid {what} {value!r}: it must be non-empty, without blanks at either end and "
                          f"without {rule} (Asterisk's config parser would read it differently)")
@@ -52,7 +52,7 @@ class NewCat:
     inherit: Sequence[str] = ()
     before: Optional[str] = None
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         inherit = [_template(name) for name in ([self.inherit] if isinstance(self.inherit, str) else self.inherit)]
         options = (["template"] if self.template else []) + ([f"inherit={'|'.join(inherit)}"] if inherit else [])
         return {"Action": "NewCat", "Cat": _category(self.category, "category"), "Options": ",".join(options) or None,
@@ -66,7 +66,7 @@ class RenameCat:
     category: str
     new_name: str
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "RenameCat", "Cat": self.category, "Value": _category(self.new_name, "new_name")}
 
 
@@ -76,7 +76,7 @@ class DelCat:
 
     category: str
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "DelCat", "Cat": self.category}
 
 
@@ -86,7 +86,7 @@ class EmptyCat:
 
     category: str
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "EmptyCat", "Cat": self.category}
 
 
@@ -99,7 +99,7 @@ class Update:
     value: str
     match: Optional[str] = None
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "Update", "Cat": self.category, "Var": self.var, "Value": self.value, "Match": self.match}
 
 
@@ -111,7 +111,7 @@ class Delete:
     var: str
     match: Optional[str] = None
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "Delete", "Cat": self.category, "Var": self.var, "Match": self.match}
 
 
@@ -124,7 +124,7 @@ class Append:
     value: str
     object: bool = False
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "Append", "Cat": self.category, "Var": _variable(self.var), "Value": self.value,
                 "Options": "object" if self.object else None}
 
@@ -138,7 +138,7 @@ class Insert:
     value: str
     line: int
 
-    def headers(self) -> Dict[str, "HeaderValue"]:
+    def headers(self) -> Dict[str, HeaderValue]:
         return {"Action": "Insert", "Cat": self.category, "Var": _variable(self.var), "Value": self.value,
                 "Line": self.line}
 
@@ -187,7 +187,7 @@ class ConfigHelpers(HelperHost):
         """
         if not edits:
             raise ValueError("update_config needs at least one edit")
-        fields: Dict[str, "HeaderValue"] = {"SrcFilename": _name(filename, "filename"),
+        fields: Dict[str, HeaderValue] = {"SrcFilename": _name(filename, "filename"),
                                             "DstFilename": _name(dst_filename or filename, "dst_filename")}
         if reload is not None:
             fields["Reload"] = ("yes" if reload else "no") if isinstance(reload, bool) else reload

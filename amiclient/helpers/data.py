@@ -110,9 +110,9 @@ class DataHelpers(HelperHost):
             return dict(_show_row(line) for line in lines if line.startswith("/") and ": " in line)
         return {item.get("Key", ""): item.get("Val", "") for item in response.events}
 
-    def user_event(self, name: str, *, timeout: Any = DEFAULT, **headers: "HeaderValue") -> Response:
+    def user_event(self, name: str, *, timeout: Any = DEFAULT, **headers: HeaderValue) -> Response:
         """Broadcast a ``UserEvent`` called ``name`` with ``headers`` to every session reading ``user``."""
-        fields: Dict[str, "HeaderValue"] = {"UserEvent": name}
+        fields: Dict[str, HeaderValue] = {"UserEvent": name}
         fields.update(headers)
         return self._call("UserEvent", fields, timeout)
 

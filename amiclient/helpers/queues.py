@@ -35,7 +35,7 @@ class QueueMemberInfo:
     event: Event = field(repr=False)
 
     @classmethod
-    def from_event(cls, event: Event) -> "QueueMemberInfo":
+    def from_event(cls, event: Event) -> QueueMemberInfo:
         """The record of a ``QueueMember`` event."""
         return cls(event.get("Queue", ""), event.get("Name", ""), event.get("Location", ""),
                    event.get("StateInterface", ""), event.get("Membership", ""), _int(event, "Penalty"),
@@ -57,7 +57,7 @@ class QueueEntryInfo:
     event: Event = field(repr=False)
 
     @classmethod
-    def from_event(cls, event: Event) -> "QueueEntryInfo":
+    def from_event(cls, event: Event) -> QueueEntryInfo:
         """The record of a ``QueueEntry`` event."""
         return cls(event.get("Queue", ""), _int(event, "Position"), event.get("Channel", ""),
                    event.get("Uniqueid", ""), event.get("CallerIDNum", ""), event.get("CallerIDName", ""),
@@ -81,7 +81,7 @@ class QueueInfo:
     event: Optional[Event] = field(default=None, repr=False)
 
     @classmethod
-    def from_event(cls, event: Event) -> "QueueInfo":
+    def from_event(cls, event: Event) -> QueueInfo:
         """The record of a ``QueueParams`` event (no members or entries yet)."""
         return cls(event.get("Queue", ""), event.get("Strategy", ""), _int(event, "Calls"), _int(event, "Max"),
                    _int(event, "Holdtime"), _int(event, "TalkTime"), _int(event, "Completed"),

@@ -27,9 +27,10 @@ property returns never changes afterwards.  :class:`LiveModel` is the pure
 event-applying core (no threads, no I/O), usable on recordings.
 """
 from ._model import Change, LiveModel
-from ._state import KINDS, LiveSnapshot, LiveState
 from ._records import Bridge, Call, Channel, ExtensionState, Party, Queue, QueueCaller, QueueMember
+from ._state import KINDS, LiveSnapshot, LiveState
 
 __all__ = [
-    "LiveState", "LiveSnapshot", "KINDS", "LiveModel", "Change", "Channel", "Bridge", "Call", "Party", "Queue", "QueueMember", "QueueCaller", "ExtensionState",
+    "LiveState", "LiveSnapshot", "KINDS", "LiveModel", "Change",
+    "Channel", "Bridge", "Call", "Party", "Queue", "QueueMember", "QueueCaller", "ExtensionState",
 ]

@@ -28,7 +28,7 @@ Parties:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from ._records import Call, Change, Channel, Party, _copy
 
@@ -183,7 +183,7 @@ class CallBook:
     # -- dials and transfers -----------------------------------------------------------
 
     def _on_dial_begin(self, ev: Headers) -> None:
-        getattr(self, "_touch")(ev)
+        getattr(self, "_touch")(ev)  # noqa: B009 (defined by the class this mixes into)
         dest_uid = ev.get("DestUniqueid")
         if not dest_uid:
             return
@@ -205,7 +205,7 @@ class CallBook:
                 self._put_call(call, new)
 
     def _on_dial_end(self, ev: Headers) -> None:
-        getattr(self, "_touch")(ev)
+        getattr(self, "_touch")(ev)  # noqa: B009 (defined by the class this mixes into)
         dest_uid, calling = ev.get("DestUniqueid"), ev.get("Uniqueid")
         if not dest_uid or not calling or ev.get("DialStatus") != "ANSWER":
             return

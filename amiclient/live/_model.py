@@ -71,7 +71,7 @@ class LiveModel(CallBook, QueueBook):
         self.devices: Dict[str, str] = {}
         self.extensions: Dict[Tuple[str, str], ExtensionState] = {}
         self.ended_calls: Deque[Call] = deque(maxlen=history)
-        self._gone: "OrderedDict[str, None]" = OrderedDict()  # recently hung-up uniqueids: never resurrected
+        self._gone: OrderedDict[str, None] = OrderedDict()  # recently hung-up uniqueids: never resurrected
         self._max_gone = tombstones
         self.version: Dict[str, int] = {"channels": 0, "bridges": 0, "calls": 0, "queues": 0, "devices": 0, "extensions": 0}
         self._handlers: Dict[str, Callable[[Headers], None]] = self._handler_table()
@@ -99,7 +99,8 @@ class LiveModel(CallBook, QueueBook):
             "BridgeLeave": self._on_bridge_leave, "BridgeDestroy": self._on_bridge_destroy,
             "BridgeMerge": self._on_bridge_merge,
             "BlindTransfer": self._on_blind_transfer, "AttendedTransfer": self._on_attended_transfer,
-            "OriginateResponse": self._on_originate_response, "DeviceStateChange": self._on_device, "ExtensionStatus": self._on_extension,
+            "OriginateResponse": self._on_originate_response,
+            "DeviceStateChange": self._on_device, "ExtensionStatus": self._on_extension,
         }
         table.update(self._queue_handlers())
         return table

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._records import EMPTY, Change, Queue, QueueCaller, QueueMember, _copy
 
@@ -57,7 +57,7 @@ class QueueBook:
             self._put_queue(old, _copy(old, members=MappingProxyType(members)))
 
     def _on_agent_connect_member(self, ev: Headers) -> None:
-        getattr(self, "_on_agent_connect")(ev)
+        getattr(self, "_on_agent_connect")(ev)  # noqa: B009 (defined by the class this mixes into)
         self._in_call(ev, True)
 
     def _on_agent_done(self, ev: Headers) -> None:

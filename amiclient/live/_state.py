@@ -312,7 +312,7 @@ class LiveState:
             self._thread.join(timeout)
         self._set_state("closed")
 
-    def __enter__(self) -> "LiveState":
+    def __enter__(self) -> LiveState:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

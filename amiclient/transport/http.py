@@ -194,7 +194,9 @@ class HTTPTransport:
             self._give_back(conn, lane)
             return answer
 
-    def _exchange(self, conn: http.client.HTTPConnection, form: bytes, cookie: Optional[str], timeout: float, what: str) -> Answer:
+    def _exchange(
+        self, conn: http.client.HTTPConnection, form: bytes, cookie: Optional[str], timeout: float, what: str,
+    ) -> Answer:
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
         if cookie is not None:
             headers["Cookie"] = f'mansession_id="{cookie}"'
