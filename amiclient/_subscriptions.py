@@ -2,16 +2,17 @@
 
 A client class mixes this in and provides ``_registry`` (a
 :class:`ListenerRegistry`), ``_dispatcher`` (the :class:`Dispatcher` that
-runs callbacks on its own thread), ``_state_callbacks`` and ``_lock``.
+runs callbacks on its own thread), ``_state_callbacks``, ``_lock``,
+``_filters`` (re-applied by the transport on every new login) and ``action``.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
-from .packet import Event
+from .packet import Event, Response
 from .state import StateChange
 
 __all__ = ["ListenerAPI"]
@@ -28,7 +29,19 @@ class ListenerAPI:
     _dispatcher: Dispatcher
     _state_callbacks: Tuple[Callable[[StateChange], Any], ...]
     _lock: threading.RLock
+    _filters: List[Dict[str, str]]
 
+    if TYPE_CHECKING:
+        def action(self, action: str, headers: Optional[Dict[str, str]] = None) -> Response: ...
+
+    def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:
+        """Add a server-side event filter (``Filter`` action); re-applied after every reconnect or new login."""
+        fields = {"Operation": "Add", "Filter": filter}
+        if match_criteria:
+            fields["MatchCriteria"] = match_criteria
+        response = self.action("Filter", fields)
+        self._filters.append(fields)
+        return response
 
     def add_listener(
         self, callback: Callable[[Event], Any], event: EventSpec = None, *, filter: Optional[Callable[[Event], bool]] = None

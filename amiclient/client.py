@@ -189,15 +189,6 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
         self._event_mask = value
         return response
 
-    def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:
-        """Add a server-side event filter (``Filter`` action); it is re-applied after every reconnect."""
-        fields = {"Operation": "Add", "Filter": filter}
-        if match_criteria:
-            fields["MatchCriteria"] = match_criteria
-        response = self.action("Filter", fields)
-        self._filters.append(fields)
-        return response
-
     # ------------------------------------------------------------------ stats
 
     @property

@@ -41,7 +41,7 @@ import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from typing import Any, Callable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from ._http_events import EventPoller
 from ._http_session import HTTPSession, action_params
@@ -186,7 +186,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._session_mask = "off"  # the event mask of the current session
         self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes or a poll fails
         self._poll_failures = 0  # failed attempts of the poller to turn events on or to poll
-        self._filters: List[Mapping[str, HeaderValue]] = []
+        self._filters: List[Dict[str, str]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
         self._started = False
@@ -526,15 +526,6 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         value = self._wanted_mask()
         response = self.action("Events", EventMask=value)
         self._session_mask = value
-        return response
-
-    def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:
-        """Add a server-side event filter (``Filter``); re-applied after every new login."""
-        fields = {"Operation": "Add", "Filter": filter}
-        if match_criteria:
-            fields["MatchCriteria"] = match_criteria
-        response = self.action("Filter", fields)
-        self._filters.append(fields)
         return response
 
     # ------------------------------------------------------------------ stats
