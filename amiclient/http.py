@@ -186,6 +186,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._session_mask = "off"  # the event mask of the current session
         self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes or a poll fails
         self._poll_failures = 0  # failed attempts of the poller to turn events on or to poll
+        self._poll_failing = False  # the poller's last attempt failed (it is backing off)
         self._filters: List[Mapping[str, HeaderValue]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
@@ -218,6 +219,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._transport.reset_after_fork()
         self._session.reset_after_fork()
         self._session_mask = "off"
+        self._poll_failing = False
         self._poller = EventPoller(self)
         self._executor = None  # its threads exist in the parent only
         self._futures = set()  # the parent's requests: answered in the parent
@@ -384,6 +386,8 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
             return
         current = threading.current_thread()
         if current is self._dispatcher._thread or current is self._poller.thread:
+            return
+        if self._poll_failing:  # the poller is backing off: nothing will turn events on before its next try
             return
         failures = self._poll_failures  # a failed attempt ends the wait: no add_listener() stalls while unreachable
         self._mask_changed.wait_for(

@@ -1,0 +1,45 @@
+"""Final review of the integrator's seams: add_listener's wait, timeouts, ActionIDs, framing, the events CLI."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterator, Tuple
+
+import pytest
+
+from amiclient import AMIHTTPClient, Backoff
+from amiclient.testing import FakeAJAMServer, FakeAMIServer
+
+from .http_support import SECRET, ajam_servers
+
+
+@pytest.fixture
+def servers() -> Iterator[Tuple[FakeAMIServer, FakeAJAMServer]]:
+    with ajam_servers() as pair:
+        yield pair
+
+
+def make(ajam: Any, **options: Any) -> AMIHTTPClient:
+    settings: dict = dict(timeout=5.0, poll_timeout=5.0, backoff=Backoff(base=0.05, cap=0.1, jitter=0))  # type: ignore[type-arg]
+    settings.update(options)
+    return AMIHTTPClient(ajam.url, "admin", SECRET, **settings)
+
+
+# ---------------------------------------------------------------------- 1. add_listener's wait for the event mask
+
+
+def test_every_add_listener_returns_at_once_while_the_poller_backs_off(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    """Not only the first: a later add_listener() must not wait out ``timeout`` while the poller sleeps."""
+    _, ajam = servers
+    with make(ajam, timeout=30.0, backoff=Backoff(base=30, cap=30, jitter=0)) as client:
+        ajam.inject("status", "Events", times=1000, status=502)
+        for attempt in range(2):
+            returned = threading.Event()
+            thread = threading.Thread(target=lambda: (client.add_listener(lambda e: None), returned.set()))
+            thread.start()
+            try:
+                assert returned.wait(3), f"add_listener #{attempt + 1} blocked while the poller was backing off"
+            finally:
+                if not returned.is_set():
+                    client.close()
+                thread.join(5)
