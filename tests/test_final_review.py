@@ -6,7 +6,7 @@ from typing import Any, Iterator, Tuple
 
 import pytest
 
-from amiclient import AMIHTTPClient, Backoff
+from amiclient import AMIClient, AMIHTTPClient, Backoff
 from amiclient.testing import FakeAJAMServer, FakeAMIServer
 
 from .http_support import SECRET, ajam_servers
@@ -43,3 +43,17 @@ def test_every_add_listener_returns_at_once_while_the_poller_backs_off(
                 if not returned.is_set():
                     client.close()
                 thread.join(5)
+
+
+# ---------------------------------------------------------------------- 2. one timeout rule on every path
+
+
+@pytest.mark.parametrize("timeout", [None, float("inf"), 1e300])
+def test_originate_wait_with_no_time_limit_returns_the_originate_response(timeout: Any) -> None:
+    """None / inf / huge mean no limit; the wait for OriginateResponse must not raise OverflowError after sending."""
+    with FakeAMIServer(users={"admin": SECRET}) as server:
+        server.hold_calls = True
+        with AMIClient("127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=5.0) as client:
+            event = client.originate("Local/100@test", exten="200", context="test", wait=True, ring_timeout=5,
+                                     channel_id="uid-1", timeout=timeout)
+            assert event.name == "OriginateResponse" and event["Response"] == "Success"
