@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator, Tuple
+from typing import Any, Callable, Iterator, Tuple
 
 import pytest
 
@@ -57,3 +57,19 @@ def test_originate_wait_with_no_time_limit_returns_the_originate_response(timeou
             event = client.originate("Local/100@test", exten="200", context="test", wait=True, ring_timeout=5,
                                      channel_id="uid-1", timeout=timeout)
             assert event.name == "OriginateResponse" and event["Response"] == "Success"
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.actions.cancel_atxfer("PJSIP/1-0001", timeout=-1),
+    lambda c: c.actions.cancel_atxfer("PJSIP/1-0001", timeout=float("nan")),
+    lambda c: c.actions.cancel_atxfer("PJSIP/1-0001\r\nAction: Hangup"),
+], ids=["negative", "nan", "crlf"])
+def test_typed_action_refuses_bad_input_before_sending_anything(call: Callable[[Any], Any]) -> None:
+    """client.actions.* of a version-dependent action must not send CoreSettings before refusing bad caller data."""
+    with FakeAMIServer(users={"admin": SECRET}) as server:
+        with AMIClient("127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=5.0) as client:
+            before = len(server.received_actions)
+            with pytest.raises(ValueError):
+                call(client)
+            client.ping()
+            assert [p.action for p in server.received_actions[before:]] == ["Ping"]
