@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -73,3 +73,26 @@ def test_typed_action_refuses_bad_input_before_sending_anything(call: Callable[[
                 call(client)
             client.ping()
             assert [p.action for p in server.received_actions[before:]] == ["Ping"]
+
+
+# ---------------------------------------------------------------------- 3. generated ActionIDs vs a caller's
+
+
+def test_generated_action_id_taken_by_a_racing_caller_is_replaced_not_raised() -> None:
+    """A caller's ActionID registered between the generator's check and the send must not fail an ID-less action."""
+    with FakeAMIServer(users={"admin": SECRET}) as server:
+        server.add_handler("WaitEvent", lambda session, packet: None)  # never answered: stays in flight
+        with AMIClient("127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=5.0) as client:
+            original = client._next_action_id
+            raced: List[str] = []
+
+            def racing() -> str:
+                action_id = original()
+                if not raced:  # another thread sends with this very ActionID right after the check
+                    raced.append(action_id)
+                    client.send_action("WaitEvent", ActionID=action_id, Timeout=30)
+                return action_id
+
+            client._next_action_id = racing  # type: ignore[method-assign]
+            assert client.action("Ping").ok
+            assert raced and [p.action_id for p in server.received_actions if p.action == "Ping"][-1] != raced[0]
