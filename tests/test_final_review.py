@@ -5,6 +5,8 @@ import threading
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amiclient import AMIClient, AMIHTTPClient, Backoff
 from amiclient.testing import FakeAJAMServer, FakeAMIServer
@@ -96,3 +98,46 @@ def test_generated_action_id_taken_by_a_racing_caller_is_replaced_not_raised() -
             client._next_action_id = racing  # type: ignore[method-assign]
             assert client.action("Ping").ok
             assert raced and [p.action_id for p in server.received_actions if p.action == "Ping"][-1] != raced[0]
+
+
+# ---------------------------------------------------------------------- 4. framing with stray blank lines
+
+_values = st.text(alphabet="abc :-/=", max_size=6)
+_header = st.tuples(st.sampled_from(["ActionID", "Channel", "Message", "Value", "Output"]), _values)
+_plain = st.builds(
+    lambda first, headers: "\r\n".join([first] + [f"{k}: {v}" for k, v in headers]),
+    st.sampled_from(["Response: Success", "Event: UserEvent", "Response: Error"]), st.lists(_header, max_size=3))
+_legacy = st.builds(  # Asterisk 13 Command output: raw lines (blank ones too) up to --END COMMAND--
+    lambda lines: "Response: Follows\r\nPrivilege: Command\r\nActionID: 7\r\n" + "".join(f"{line}\n" for line in lines)
+    + "--END COMMAND--",
+    st.lists(st.sampled_from(["", "out", "a: b", "\r"]), max_size=4))
+
+
+def _meaning(texts: List[str]) -> List[Tuple[str, Tuple[Tuple[str, str], ...]]]:
+    from amiclient._protocol import parse_packet
+
+    out = []
+    for text in texts:
+        if text.strip("\r\n") == "":
+            continue
+        packet = parse_packet(text)
+        out.append((type(packet).__name__, tuple(packet.pairs) if hasattr(packet, "pairs") else tuple(packet.items()),
+                    getattr(packet, "output", None)))
+    return out  # type: ignore[return-value]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.one_of(_plain, _legacy), st.integers(0, 3)), min_size=1, max_size=4), st.booleans())
+def test_stray_blank_lines_never_change_a_packet_wherever_the_reads_split(
+        packets: List[Tuple[str, int]], lead: bool) -> None:
+    from amiclient._protocol import Framer
+
+    banner = b"Asterisk Call Manager/2.10.6\r\n" + (b"\r\n" if lead else b"")
+    clean = banner.replace(b"\r\n\r\n", b"\r\n") + b"".join(text.encode() + b"\r\n\r\n" for text, _ in packets)
+    stray = banner + b"".join(text.encode() + b"\r\n\r\n" + b"\r\n" * blanks for text, blanks in packets)
+    expected = _meaning(Framer().feed(clean))
+    assert len(expected) == len(packets)
+    for cut in range(len(stray) + 1):
+        framer = Framer()
+        texts = framer.feed(stray[:cut]) + framer.feed(stray[cut:])
+        assert _meaning(texts) == expected, cut
