@@ -1,7 +1,12 @@
 """Final review of the integrator's seams: add_listener's wait, timeouts, ActionIDs, framing, the events CLI."""
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
@@ -141,3 +146,48 @@ def test_stray_blank_lines_never_change_a_packet_wherever_the_reads_split(
         framer = Framer()
         texts = framer.feed(stray[:cut]) + framer.feed(stray[cut:])
         assert _meaning(texts) == expected, cut
+
+
+# ---------------------------------------------------------------------- 5. `amiclient --url ... events` over HTTP
+
+
+def _events_over_http(tmp_path: Any, server: FakeAMIServer, http: FakeAJAMServer, *args: str) -> "subprocess.Popen[str]":
+    from .test_cli import clean_env
+
+    env = {**clean_env(tmp_path, AMI_SECRET=SECRET), "AMI_USERNAME": "admin"}
+    proc = subprocess.Popen([sys.executable, "-m", "amiclient", "--url", http.url, "events", *args], env=env,
+                            cwd=str(Path(__file__).resolve().parent.parent), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and "Listening" in proc.stderr.readline()
+    return proc
+
+
+@pytest.mark.parametrize("how", ["sigint", "lost"])
+def test_events_over_http_end_cleanly_on_sigint_and_on_connection_loss(tmp_path: Any, how: str) -> None:
+    with FakeAMIServer(users={"admin": SECRET}) as server:
+        http = FakeAJAMServer(server)
+        http.__enter__()
+        try:
+            proc = _events_over_http(tmp_path, server, http, "Hangup", "--json")
+            try:
+                server.emit("Hangup", Channel="PJSIP/1-1")
+                assert proc.stdout is not None and json.loads(proc.stdout.readline())["Channel"] == "PJSIP/1-1"
+                if how == "sigint":
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    http.__exit__(None, None, None)
+                out, err = proc.communicate(timeout=25)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        finally:
+            if how == "sigint":
+                http.__exit__(None, None, None)
+        assert "Traceback" not in err and SECRET not in err
+        if how == "sigint":
+            assert proc.returncode == 130, err
+            assert any(p.get("Action") == "Logoff" for p in server.received_actions)
+        else:
+            assert proc.returncode == 3, err
+            assert err.strip().splitlines()[-1].startswith("amiclient: connection lost"), err
