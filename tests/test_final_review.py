@@ -151,7 +151,7 @@ def test_stray_blank_lines_never_change_a_packet_wherever_the_reads_split(
 # ---------------------------------------------------------------------- 5. `amiclient --url ... events` over HTTP
 
 
-def _events_over_http(tmp_path: Any, server: FakeAMIServer, http: FakeAJAMServer, *args: str) -> "subprocess.Popen[str]":
+def _events_over_http(tmp_path: Any, server: FakeAMIServer, http: FakeAJAMServer, *args: str) -> subprocess.Popen[str]:
     from .test_cli import clean_env
 
     env = {**clean_env(tmp_path, AMI_SECRET=SECRET), "AMI_USERNAME": "admin"}
