@@ -71,7 +71,7 @@ _TRUE = ("true", "yes", "1", "y", "t", "on")
 class _WatchedRegistry(ListenerRegistry):
     """A ListenerRegistry that counts listeners and reports every change."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[bool], None]) -> None:
         super().__init__()
         self._changed = changed
         self._count_lock = threading.Lock()
@@ -82,7 +82,7 @@ class _WatchedRegistry(ListenerRegistry):
         handle = super().add(callback, event, filter)
         with self._count_lock:
             self.count += 1
-        self._changed()
+        self._changed(True)
         return handle
 
     def remove(self, handle: ListenerHandle) -> bool:
@@ -90,7 +90,7 @@ class _WatchedRegistry(ListenerRegistry):
         if removed:
             with self._count_lock:
                 self.count -= 1
-            self._changed()
+            self._changed(False)
         return removed
 
 
@@ -370,11 +370,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
             except AMIError as exc:
                 log.warning("re-applying a filter on %s failed: %s", self.url, exc)
 
-    def _listeners_changed(self) -> None:
+    def _listeners_changed(self, added: bool = True) -> None:
         with self._lock:
             if self._started and not self._closed and self.events is not False:
                 self._poller.wake()
-                self._await_mask()
+                if added:  # only a new listener waits for the events it is meant to get
+                    self._await_mask()
 
     def _await_mask(self) -> None:
         """Wait (up to ``timeout``) until the session reads events, so none sent after add_listener() is missed.

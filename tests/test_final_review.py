@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Tuple
 
@@ -191,3 +192,25 @@ def test_events_over_http_end_cleanly_on_sigint_and_on_connection_loss(tmp_path:
         else:
             assert proc.returncode == 3, err
             assert err.strip().splitlines()[-1].startswith("amiclient: connection lost"), err
+
+
+def test_remove_listener_does_not_wait_for_the_event_mask(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    """Only add_listener() waits for events to be on; removing one never stalls on a slow Events answer."""
+    _, ajam = servers
+    with make(ajam, timeout=10.0, events=False) as client:
+        first = client.add_listener(lambda e: None)
+        client.add_listener(lambda e: None)
+        client.events = True
+        ajam.inject("stall", "Events", delay=4.0)
+        adder = threading.Thread(target=lambda: client.add_listener(lambda e: None))
+        adder.start()
+        try:
+            deadline = time.monotonic() + 5
+            while not ajam.requests_of("Events") and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+            assert ajam.requests_of("Events")
+            started = time.monotonic()
+            assert client.remove_listener(first)
+            assert time.monotonic() - started < 2.0, "remove_listener waited for the Events answer"
+        finally:
+            adder.join(15)
