@@ -393,7 +393,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         failures = self._poll_failures  # a failed attempt ends the wait: no add_listener() stalls while unreachable
         self._mask_changed.wait_for(
             lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off"
-            or self._poll_failures != failures, self.timeout)
+            or self._poll_failures != failures, checked_timeout(self.timeout))
 
     # ------------------------------------------------------------------ actions
 

@@ -214,3 +214,18 @@ def test_remove_listener_does_not_wait_for_the_event_mask(servers: Tuple[FakeAMI
             assert time.monotonic() - started < 2.0, "remove_listener waited for the Events answer"
         finally:
             adder.join(15)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_a_client_wide_infinite_timeout_means_no_limit_on_both_transports(
+        servers: Tuple[FakeAMIServer, FakeAJAMServer], kind: str) -> None:
+    """timeout=inf on the client: connect, actions and add_listener work (HTTP raised OverflowError)."""
+    server, ajam = servers
+    client: Any = make(ajam, timeout=float("inf")) if kind == "http" else AMIClient(
+        "127.0.0.1", server.port, "admin", SECRET, reconnect=False, timeout=float("inf"))
+    with client:
+        seen = threading.Event()
+        client.add_listener(lambda e: seen.set(), event="UserEvent")
+        assert client.action("Ping").ok
+        client.user_event("Hello")
+        assert seen.wait(10)
