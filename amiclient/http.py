@@ -530,7 +530,9 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self.events = mask
         value = self._wanted_mask()
         response = self.action("Events", EventMask=value)
-        self._session_mask = value
+        with self._lock:
+            self._session_mask = value
+            self._mask_changed.notify_all()  # an add_listener() waiting for events on may return
         return response
 
     def add_filter(self, filter: str, match_criteria: Optional[str] = None) -> Response:

@@ -229,3 +229,21 @@ def test_a_client_wide_infinite_timeout_means_no_limit_on_both_transports(
         assert client.action("Ping").ok
         client.user_event("Hello")
         assert seen.wait(10)
+
+
+def test_set_events_wakes_an_add_listener_waiting_for_the_mask(servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
+    """set_events() turns the session's events on: a waiting add_listener() returns then, not at the poller's answer."""
+    _, ajam = servers
+    with make(ajam, timeout=10.0) as client:
+        ajam.inject("stall", "Events", delay=6.0)  # the poller's Events answer is slow; set_events' is not
+        returned = threading.Event()
+        adder = threading.Thread(target=lambda: (client.add_listener(lambda e: None), returned.set()))
+        adder.start()
+        try:
+            deadline = time.monotonic() + 5
+            while not ajam.requests_of("Events") and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+            client.set_events(True)
+            assert returned.wait(2.0), "add_listener kept waiting after set_events() turned events on"
+        finally:
+            adder.join(15)
