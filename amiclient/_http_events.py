@@ -104,6 +104,7 @@ class EventPoller:
                         return
                     continue
                 attempt = 0
+                client._poll_failing = False
                 client._came_back()
                 if events:
                     client._dispatcher.put_events(list(events))
@@ -145,6 +146,7 @@ class EventPoller:
         client = self._client
         with client._lock:
             client._poll_failures += 1
+            client._poll_failing = True
             client._mask_changed.notify_all()
         if attempt == 1:
             client._went_down(error)

@@ -99,17 +99,28 @@ class Sender:
         """
         started = time.monotonic()
         name, merged = split_action(action, headers, fields)
-        action_id = pop_action_id(merged) or self._next_action_id()
+        own_id = pop_action_id(merged)
+        action_id = own_id or self._next_action_id()
         check_action(name, merged, self.validate)
         data = serialize_action(name, merged, action_id)
         if timeout is UNSET:
             timeout = default_timeout(self.timeout, name, merged)
         timeout = checked_timeout(timeout)
-        future = ActionFuture(name, action_id, timeout)
-        future.deadline = None if timeout is None else started + timeout
-        future.callback_runner = self._callbacks.submit
-        link = self._wait_link(future.deadline)
-        return self._send_on(link, future, data)
+        link = self._wait_link(None if timeout is None else started + timeout)
+        attempts = 0
+        while True:
+            future = ActionFuture(name, action_id, timeout)
+            future.deadline = None if timeout is None else started + timeout
+            future.callback_runner = self._callbacks.submit
+            try:
+                return self._send_on(link, future, data)
+            except ValueError:  # the ActionID is in flight or a tombstone: nothing was sent
+                attempts += 1
+                if own_id is not None or attempts >= 100:
+                    raise
+            # A caller's action took the generated ActionID after it was checked: take another.
+            action_id = self._next_action_id()
+            data = serialize_action(name, merged, action_id)
 
     def _send_on(self, link: Link, future: ActionFuture, data: bytes) -> ActionFuture:
         while True:

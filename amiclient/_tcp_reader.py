@@ -243,10 +243,16 @@ class TcpReader:
             else:
                 return
         if now - conn.last_received >= self.keepalive:
-            action_id = self._next_action_id()
-            future = ActionFuture("Ping", action_id, None)  # never expires: the keepalive judges it
-            link.ping, link.ping_sent = future, now
-            link.send(serialize_action("Ping", {}, action_id), future, write_deadline=now + self.ping_timeout)
+            for attempt in range(100):
+                action_id = self._next_action_id()
+                future = ActionFuture("Ping", action_id, None)  # never expires: the keepalive judges it
+                link.ping, link.ping_sent = future, now
+                try:
+                    link.send(serialize_action("Ping", {}, action_id), future, write_deadline=now + self.ping_timeout)
+                    return
+                except ValueError:  # a caller's action took this ActionID after it was checked: nothing was sent
+                    if attempt == 99:
+                        raise
 
     # ------------------------------------------------------------------ losing and re-opening the link
 

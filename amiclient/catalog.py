@@ -79,7 +79,7 @@ from typing import (
     cast,
 )
 
-from ._protocol import HeaderValue
+from ._protocol import HeaderValue, pop_action_id, serialize_action, split_action
 from .exceptions import ActionError, AMIError, UnsupportedAction
 from .packet import Response
 
@@ -482,7 +482,13 @@ class ActionNamespace:
     ) -> Response:
         fields = build_headers(action, values, headers)
         spec = _index()[action.lower()]
-        if _needs_version(spec):
+        if _needs_version(spec):  # bad caller data raises ValueError before CoreSettings is sent
+            from ._sending import checked_timeout
+
+            if timeout is not DEFAULT:
+                checked_timeout(timeout)
+            name, merged = split_action(action, fields, {})
+            serialize_action(name, merged, pop_action_id(merged) or "check")
             version = self.asterisk_version()
             if version is not None and available(spec.name, version) is False:
                 raise _unsupported(spec, version)

@@ -71,7 +71,7 @@ _TRUE = ("true", "yes", "1", "y", "t", "on")
 class _WatchedRegistry(ListenerRegistry):
     """A ListenerRegistry that counts listeners and reports every change."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[bool], None]) -> None:
         super().__init__()
         self._changed = changed
         self._count_lock = threading.Lock()
@@ -82,7 +82,7 @@ class _WatchedRegistry(ListenerRegistry):
         handle = super().add(callback, event, filter)
         with self._count_lock:
             self.count += 1
-        self._changed()
+        self._changed(True)
         return handle
 
     def remove(self, handle: ListenerHandle) -> bool:
@@ -90,7 +90,7 @@ class _WatchedRegistry(ListenerRegistry):
         if removed:
             with self._count_lock:
                 self.count -= 1
-            self._changed()
+            self._changed(False)
         return removed
 
 
@@ -186,6 +186,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._session_mask = "off"  # the event mask of the current session
         self._mask_changed = threading.Condition(self._lock)  # notified when _session_mask changes or a poll fails
         self._poll_failures = 0  # failed attempts of the poller to turn events on or to poll
+        self._poll_failing = False  # the poller's last attempt failed (it is backing off)
         self._filters: List[Dict[str, str]] = []
         self._connected = threading.Event()
         self._closing = threading.Event()
@@ -218,6 +219,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self._transport.reset_after_fork()
         self._session.reset_after_fork()
         self._session_mask = "off"
+        self._poll_failing = False
         self._poller = EventPoller(self)
         self._executor = None  # its threads exist in the parent only
         self._futures = set()  # the parent's requests: answered in the parent
@@ -368,11 +370,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
             except AMIError as exc:
                 log.warning("re-applying a filter on %s failed: %s", self.url, exc)
 
-    def _listeners_changed(self) -> None:
+    def _listeners_changed(self, added: bool = True) -> None:
         with self._lock:
             if self._started and not self._closed and self.events is not False:
                 self._poller.wake()
-                self._await_mask()
+                if added:  # only a new listener waits for the events it is meant to get
+                    self._await_mask()
 
     def _await_mask(self) -> None:
         """Wait (up to ``timeout``) until the session reads events, so none sent after add_listener() is missed.
@@ -385,10 +388,12 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         current = threading.current_thread()
         if current is self._dispatcher._thread or current is self._poller.thread:
             return
+        if self._poll_failing:  # the poller is backing off: nothing will turn events on before its next try
+            return
         failures = self._poll_failures  # a failed attempt ends the wait: no add_listener() stalls while unreachable
         self._mask_changed.wait_for(
             lambda: self._closed or self._session_mask != "off" or self._wanted_mask() == "off"
-            or self._poll_failures != failures, self.timeout)
+            or self._poll_failures != failures, checked_timeout(self.timeout))
 
     # ------------------------------------------------------------------ actions
 
@@ -525,7 +530,9 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         self.events = mask
         value = self._wanted_mask()
         response = self.action("Events", EventMask=value)
-        self._session_mask = value
+        with self._lock:
+            self._session_mask = value
+            self._mask_changed.notify_all()  # an add_listener() waiting for events on may return
         return response
 
     # ------------------------------------------------------------------ stats

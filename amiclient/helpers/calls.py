@@ -160,8 +160,11 @@ class CallHelpers(HelperHost):
         try:
             fields.update(Async=True, ActionID=action_id)
             self._call("Originate", fields, timeout)
-            wait = (_DEFAULT_RING if ring_timeout is None else ring_timeout) + (
-                float(getattr(self, "timeout", 10.0)) if timeout is DEFAULT or timeout is None else float(timeout))
+            limit = float(getattr(self, "timeout", 10.0)) if timeout is DEFAULT else timeout  # checked by _call
+            ring = _DEFAULT_RING if ring_timeout is None else ring_timeout
+            wait: Optional[float] = None if limit is None else ring + float(limit)
+            if wait is not None and wait > threading.TIMEOUT_MAX:  # None, inf or huge: no limit, as for the action
+                wait = None
             if not done.wait(wait):
                 raise ActionTimeout(f"no OriginateResponse for {fields['Channel']} (ActionID {action_id}) "
                                     f"within {wait:g} s; does this client receive call events?", action_id)

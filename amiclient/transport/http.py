@@ -174,7 +174,7 @@ class HTTPTransport:
         Raises NotSent, ConnectionLost or ActionTimeout (see the module docstring).
         """
         retries = 1 if replayable else 0
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(timeout, 86400.0)  # inf/huge (no limit): a day, as sockets need a number
         while True:
             conn = self._take(lane, deadline, what)
             try:
