@@ -53,6 +53,14 @@ def default_timeout(base: float, name: str, fields: Mapping[str, HeaderValue]) -
     return base
 
 
+def checked_default_timeout(timeout: float) -> float:
+    """A client's default ``timeout``: seconds > 0 (``inf``: no limit); ValueError otherwise."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout <= 0:
+        raise ValueError(f"the client's timeout must be a number of seconds > 0, not {timeout!r} "
+                         "(per action, timeout=None means no limit)")
+    return float(timeout)
+
+
 def checked_timeout(timeout: Optional[float]) -> Optional[float]:
     """``timeout`` as the client uses it: None (or longer than any wait can be) means no limit.
 

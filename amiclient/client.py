@@ -30,7 +30,7 @@ from ._callbacks import CallbackRunner
 from ._lifecycle import Lifecycle
 from ._listeners import Dispatcher, ListenerRegistry
 from ._protocol import DEFAULT_MAX_PACKET_SIZE
-from ._sending import Sender
+from ._sending import Sender, checked_default_timeout
 from ._subscriptions import ListenerAPI
 from ._tcp_reader import TcpReader
 from ._tracker import ActionFuture
@@ -104,6 +104,7 @@ class AMIClient(Lifecycle, Sender, TcpReader, ListenerAPI, ActionHelpers, Catalo
         lazy: bool = False,
         validate: str = "warn",
     ) -> None:
+        timeout = checked_default_timeout(timeout)
         if auth not in ("auto", "md5", "plain"):
             raise ValueError(f"auth must be 'auto', 'md5' or 'plain', not {auth!r}")
         self.host = host

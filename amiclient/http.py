@@ -47,7 +47,7 @@ from ._http_events import EventPoller
 from ._http_session import HTTPSession, action_params
 from ._listeners import Dispatcher, EventSpec, ListenerHandle, ListenerRegistry
 from ._protocol import HeaderValue, pop_action_id, serialize_action, split_action
-from ._sending import checked_timeout, default_timeout
+from ._sending import checked_default_timeout, checked_timeout, default_timeout
 from ._subscriptions import ListenerAPI
 from ._tracker import ActionFuture, fail
 from .actions import ActionHelpers
@@ -155,6 +155,7 @@ class AMIHTTPClient(ListenerAPI, ActionHelpers, CatalogAPI):
         validate: str = "warn",
     ) -> None:
         self.validate = check_validate_mode(validate)
+        timeout = checked_default_timeout(timeout)
         if not isinstance(tls, (bool, ssl.SSLContext)) and tls is not None:
             raise ValueError("tls must be None, True, False or an ssl.SSLContext")
         context = tls if isinstance(tls, ssl.SSLContext) else None

@@ -340,25 +340,30 @@ def test_originate_async_events_and_failure(client: RawClient) -> None:
     client.action("Originate", "o1", Channel="Local/200@test", Application="Wait", Data="5",
                   Async="true", CallerID='"Alice Example" <100>')
     assert client.packet() == b"Response: Success\r\nActionID: o1\r\nMessage: Originate successfully queued\r\n\r\n"
-    events = client.packets(7)
+    events = client.packets(9)
     names = [re.match(rb"Event: (\w+)", e).group(1) for e in events]
-    assert names == [b"Newchannel", b"Newchannel", b"Newstate", b"Newstate", b"OriginateResponse",
-                     b"Hangup", b"Hangup"]
+    assert names == [b"Newchannel", b"Newchannel", b"DialBegin", b"Newstate", b"Newstate", b"DialEnd",
+                     b"OriginateResponse", b"Hangup", b"Hangup"]
+    # Asterisk 22 dials an originated channel with no calling channel (calls-bridged.json)
+    assert events[2].startswith(b"Event: DialBegin\r\nPrivilege: call,all\r\nDestChannel: Local/200@test-00000000;1\r\n")
+    assert events[2].endswith(b"\r\nDialString: 200@test\r\n\r\n") and b"\r\nChannel:" not in events[2]
+    assert events[5].endswith(b"\r\nDialStatus: ANSWER\r\n\r\n")
     assert events[0].startswith(b"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: Local/200@test-00000000;1"
                                 b"\r\nChannelState: 0\r\nChannelStateDesc: Down\r\nCallerIDNum: 100\r\n")
     assert re.fullmatch(
         rb"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: o1\r\nResponse: Success\r\n"
         rb"Channel: Local/200@test-00000000;1\r\nApplication: Wait\r\nData: 5\r\nReason: 4\r\n"
-        rb"Uniqueid: \d+\.0\r\nCallerIDNum: 100\r\nCallerIDName: Alice Example\r\n\r\n", events[4])
-    assert b"Cause: 16\r\nCause-txt: Normal Clearing\r\n\r\n" in events[5]
+        rb"Uniqueid: \d+\.0\r\nCallerIDNum: 100\r\nCallerIDName: Alice Example\r\n\r\n", events[6])
+    assert b"Cause: 16\r\nCause-txt: Normal Clearing\r\n\r\n" in events[7]
     client.action("Originate", "o3", Channel="Local/busy@test", Application="Wait", Data="1", Async="yes")
     assert b"Originate successfully queued" in client.packet()
-    packets = client.packets(6)
+    packets = client.packets(8)
+    assert b"DialStatus: BUSY\r\n" in packets[4]
     assert packets[-1] == (b"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: o3\r\n"
                            b"Response: Failure\r\nChannel: Local/busy@test\r\nApplication: Wait\r\nData: 1\r\n"
                            b"Reason: 5\r\nUniqueid: <unknown>\r\nCallerIDNum: <unknown>\r\n"
                            b"CallerIDName: <unknown>\r\n\r\n")
-    assert b"Cause: 17\r\nCause-txt: User busy" in packets[3]
+    assert b"Cause: 17\r\nCause-txt: User busy" in packets[5]
     client.action("Originate", "o4", Channel="Local/busy@test", Context="test", Exten="100", Priority="1")
     assert client.packet() == b"Response: Error\r\nActionID: o4\r\nMessage: Originate failed\r\n\r\n"
     assert len(client.ping()) > 0  # its channel events come after the response
@@ -408,7 +413,7 @@ def test_sync_originate_delay_uses_no_fixed_sleep() -> None:
         c.packet()
         c.action("Originate", "a", Channel="Local/1@x", Application="Wait", Data="1", Async="1")
         assert b"successfully queued" in c.packet()
-        assert b"OriginateResponse" in c.packets(5)[4]  # after the delay, from a timer thread
+        assert b"OriginateResponse" in c.packets(7)[6]  # after the delay, from a timer thread
 
 
 # -- events -------------------------------------------------------------------------

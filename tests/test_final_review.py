@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -247,3 +248,11 @@ def test_set_events_wakes_an_add_listener_waiting_for_the_mask(servers: Tuple[Fa
             assert returned.wait(2.0), "add_listener kept waiting after set_events() turned events on"
         finally:
             adder.join(15)
+
+
+@pytest.mark.parametrize("bad", [None, 0, -1.0, math.nan, "10", True])
+def test_a_client_default_timeout_that_is_not_seconds_is_refused_at_construction(bad: Any) -> None:
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        AMIClient("127.0.0.1", 1, "u", "s", timeout=bad)
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        AMIHTTPClient("http://127.0.0.1:1/asterisk", "u", "s", timeout=bad)

@@ -208,3 +208,13 @@ def test_closing_the_client_ends_the_sync_thread(server: FakeAMIServer) -> None:
     assert wait_until(lambda: not any(t.name == "amiclient-live-sync" for t in threading.enumerate()))
     assert live.state == "closed"
     live.close()  # still fine afterwards
+
+
+def test_an_originated_call_is_marked_originated(server: FakeAMIServer) -> None:
+    """The fake dials an originated channel as Asterisk 22 does (DialBegin with no calling channel)."""
+    with connect(server) as client, LiveState(client) as live:
+        assert live.wait_synced(5)
+        client.originate("PJSIP/300", application="Wait", data="5")
+        assert wait_until(lambda: any(c.direction == "originated" for c in live.calls.values()))
+        (call,) = live.calls.values()
+        assert call.caller is not None and call.caller.channel.startswith("PJSIP/300-")

@@ -34,6 +34,7 @@ CAUSES = {
     21: "Call Rejected", 34: "Circuit/channel congestion",
 }
 #: Originate ``Reason`` -> the hangup cause of the failed leg.
+_REASON_DIALSTATUS = {0: "CHANUNAVAIL", 1: "NOANSWER", 3: "NOANSWER", 5: "BUSY", 8: "CONGESTION"}
 _REASON_CAUSE = {0: 0, 1: 16, 3: 19, 5: 17, 8: 34}
 _TRUE = frozenset(("yes", "true", "y", "t", "1", "on"))
 
@@ -222,10 +223,13 @@ class CallSimulator:
                 self._channels[chan.name] = chan
         for chan in chans:
             self._state_event("Newchannel", chan)
+        dial_string = resource if tech.lower() == "local" else req.channel
+        self._dial("DialBegin", chans[0], ("DialString", dial_string))
         if reason != 4:
             if reason == 5:
                 chans[-1].state = 7
                 self._state_event("Newstate", chans[-1])
+            self._dial("DialEnd", chans[0], ("DialStatus", _REASON_DIALSTATUS.get(reason, "CHANUNAVAIL")))
             for i, chan in enumerate(reversed(chans)):
                 self._hangup(chan, _REASON_CAUSE.get(reason, 0) if i == 0 else 0, partner=False)
             if req.report:
@@ -235,6 +239,7 @@ class CallSimulator:
         for chan in reversed(chans):
             chan.state = 6
             self._state_event("Newstate", chan)
+        self._dial("DialEnd", chans[0], ("DialStatus", "ANSWER"))
         main = chans[0]
         if req.application:
             main.application, main.data = req.application, req.data
@@ -248,6 +253,13 @@ class CallSimulator:
             else:
                 self.hangup(main.name, 16)
         return main
+
+    def _dial(self, name: str, dest: Channel, last: Tuple[str, str]) -> None:
+        """Asterisk 12+ dials an originated channel with no calling channel: Dest-prefixed block only."""
+        if self._server.legacy:
+            return
+        block = [("Dest" + key, value) for key, value in dest.block()]
+        self._emit(name, [("Event", name), ("Privilege", "call,all")] + block + [last])
 
     def _originate_response(
         self, req: OriginateRequest, result: str, channel: str, reason: int, uid: str
