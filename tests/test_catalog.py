@@ -533,13 +533,13 @@ def test_state_change_type_is_what_the_watcher_reads() -> None:
 
 
 def test_namespace_over_the_http_client() -> None:
-    """The same namespace class drives the AJAM (HTTP) client: typed calls, version check included."""
-    from amiclient.http import AJAMClient
+    """The same namespace class drives the HTTP client: typed calls, version check included."""
+    from amiclient.http import AMIHTTPClient
     from amiclient.testing import FakeAJAMServer
 
     with FakeAMIServer(users=USERS, legacy=True) as ami, FakeAJAMServer(ami) as ajam, \
-            AJAMClient(ajam.url, "admin", "pw", timeout=5.0) as http_client:
-        actions = Actions(http_client)
+            AMIHTTPClient(ajam.url, "admin", "pw", timeout=5.0) as http_client:
+        actions = http_client.actions
         assert actions.db_put("fam", "key", val="v").ok
         assert ami.db[("fam", "key")] == "v"
         with pytest.raises(UnsupportedAction, match="13.38.3"):
