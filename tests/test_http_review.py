@@ -201,6 +201,7 @@ def _wait_child(pid: int, timeout: float) -> Optional[int]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # forking under load is the test
 def test_fork_while_threads_hammer_the_client_leaves_a_usable_client_in_the_child(
         servers: Tuple[FakeAMIServer, FakeAJAMServer]) -> None:
     ami, ajam = servers
