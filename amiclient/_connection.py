@@ -25,10 +25,13 @@ time, so the framer and the routing are never run concurrently.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from typing import Callable, List, Optional, Tuple
@@ -87,6 +90,8 @@ class Connection(ReadRight):
         self._carry_deadline = _NEVER
         self._carry_size = 0
         self._carry_packets = 0
+        self._plain = False  # a plain TCP socket (not TLS): writes need no lock around OpenSSL
+        self._nowait = 0  # MSG_DONTWAIT on a blocking socket (plain TCP where supported), 0 on a non-blocking one
         self._reader: Optional[int] = None  # the reader thread's ident while run() runs
         self._tls_lock = threading.Lock()  # TLS only: OpenSSL calls never overlap
         self._wake_w: Optional[socket.socket] = None  # set while run() waits; guarded by _outbox_lock
@@ -113,7 +118,10 @@ class Connection(ReadRight):
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
                 self._adopt(sock)
-            sock.setblocking(False)
+            self._plain = self.ssl_context is None
+            self._nowait = _blocking_reads(sock) if self._plain else 0
+            if not self._nowait:
+                sock.setblocking(False)
         except (OSError, ssl.SSLError) as exc:
             error = self._closed_error() if self.closed else None
             self.close()
@@ -152,7 +160,7 @@ class Connection(ReadRight):
             if sock is None or self.closed:
                 raise self._closed_error()
             try:
-                data = sock.recv(RECV_SIZE)
+                data = sock.recv(RECV_SIZE, self._nowait)
                 break
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                 pass
@@ -218,14 +226,44 @@ class Connection(ReadRight):
                     raise
                 except ConnectionLost as exc:
                     raise NotSent(str(exc)) from exc
-            self._outbox.append(data)
-            if deadline is not None and deadline < self._outbox_deadline:
-                self._outbox_deadline = deadline
-            congested = self._carry is not None
+            sock = self._sock
+            direct = (not self._outbox and self._carry is None and self._plain
+                      and self._write_lock.acquire(blocking=False))
+            if not direct:
+                self._outbox.append(data)
+                if deadline is not None and deadline < self._outbox_deadline:
+                    self._outbox_deadline = deadline
+                congested = self._carry is not None
+        own_deadline = time.monotonic() if threading.get_ident() == self._reader else deadline
+        if direct:  # nothing queued, nobody writing: write at once, without the queue
+            try:
+                self._write_now(sock, data, _NEVER if deadline is None else deadline, own_deadline)
+            finally:
+                self._write_lock.release()
+            if self._outbox:  # queued by others while we wrote: they saw the lock taken
+                self._flush(own_deadline)
+            return
         if congested:  # the reader is writing what a sender left: it writes these bytes too
             self.wake()
             return
-        self._flush(time.monotonic() if threading.get_ident() == self._reader else deadline)
+        self._flush(own_deadline)
+
+    def _write_now(self, sock: socket.socket, data: bytes, deadline: float, own_deadline: Optional[float]) -> None:
+        """Write one action on a plain socket (the caller holds the write lock): one ``send()`` when it fits."""
+        try:
+            sent = sock.send(data, self._nowait)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except (OSError, ValueError) as exc:
+            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
+            self.close(error)
+            raise error from exc
+        if sent == len(data):
+            self.bytes_out += sent
+            self.packets_sent += 1
+            return
+        self.bytes_out += sent
+        self._write(data[sent:], 1, deadline, own_deadline)
 
     def _flush(self, own_deadline: Optional[float]) -> None:
         """Write what is queued; stop at ``own_deadline`` and leave the rest to the reader."""
@@ -269,7 +307,7 @@ class Connection(ReadRight):
                         with self._tls_lock:
                             sent = sock.send(view)
                     else:
-                        sent = sock.send(view)
+                        sent = sock.send(view, self._nowait)
                 except ssl.SSLWantReadError:
                     sent, want_read = 0, True
                 except (ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
@@ -329,7 +367,7 @@ class Connection(ReadRight):
                         with self._tls_lock:
                             sent = sock.send(view)
                     else:
-                        sent = sock.send(view)
+                        sent = sock.send(view, self._nowait)
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                     sent = 0
                 except (OSError, ValueError) as exc:
@@ -386,7 +424,7 @@ class Connection(ReadRight):
         with self._outbox_lock:
             self._wake_w = wake_w
         framer = self.framer
-        recv = sock.recv
+        recv = functools.partial(sock.recv, RECV_SIZE, self._nowait)
         tls = isinstance(sock, ssl.SSLSocket)
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None  # TLS: bytes decrypted but unread
         tls_lock = self._tls_lock
@@ -433,9 +471,9 @@ class Connection(ReadRight):
                     try:
                         if tls:
                             with tls_lock:
-                                data = recv(RECV_SIZE)
+                                data = recv()
                         else:
-                            data = recv(RECV_SIZE)
+                            data = recv()
                     except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                         continue  # nothing yet (a partial TLS record, or a spurious wake-up)
                     if not data:
@@ -568,6 +606,23 @@ def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float, bool],
             drain()
         return fileno in readable
     return wait_select
+
+
+def _blocking_reads(sock: socket.socket) -> int:
+    """Make ``sock`` blocking with reads bounded by ``_TICK``; return ``MSG_DONTWAIT`` (0 where unsupported).
+
+    A caller that leads then waits in one ``recv()`` instead of
+    ``poll()`` + ``recv()``; every other read and write passes the flag.
+    """
+    flag = getattr(socket, "MSG_DONTWAIT", 0)
+    if not flag or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_TICK * 1_000_000)))
+    except (OSError, struct.error):
+        return 0
+    sock.settimeout(None)
+    return flag
 
 
 def _enable_tcp_keepalive(sock: socket.socket, idle: int = 60, interval: int = 10, count: int = 5) -> None:

@@ -46,6 +46,7 @@ class ReadRight:
         _sock: Optional[socket.socket]
         _tls_lock: threading.Lock
         _carry: Optional[memoryview]
+        _nowait: int
         closed: bool
         framer: Framer
         bytes_in: int
@@ -142,6 +143,7 @@ class ReadRight:
         if sock is None or on_packets is None:
             return
         tls = isinstance(sock, ssl.SSLSocket)
+        nowait = self._nowait
         ready = self._lead_ready
         if ready is None:
             ready = self._lead_ready = _reader_wait(sock)
@@ -158,10 +160,12 @@ class ReadRight:
                         continue
                     with self._tls_lock:
                         data = sock.recv(RECV_SIZE)
+                elif nowait and remaining >= _TICK:  # a blocking socket: one recv(), bounded by SO_RCVTIMEO (_TICK)
+                    data = sock.recv(RECV_SIZE)
                 else:
                     if not ready(remaining):
                         continue
-                    data = sock.recv(RECV_SIZE)
+                    data = sock.recv(RECV_SIZE, nowait)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                 continue
             except (OSError, ValueError) as exc:

@@ -251,17 +251,19 @@ def test_a_writer_never_waits_past_its_own_deadline_for_other_threads_bytes(serv
         link = client._link
         assert link is not None
         conn = link.conn
-        real_write = conn._write
         behind: List[ActionFuture] = []
 
-        def write(*args: Any) -> None:
-            if not behind:  # while this thread holds the writer's role, others queue 12 MB with a later deadline
-                filler, _ = in_thread(lambda: behind.extend(
-                    client.send_action("UserEvent", headers, timeout=5) for _ in range(100)))
-                filler.join(10)
-            real_write(*args)
+        def holding_the_writer(real_write: Callable[..., None]) -> Callable[..., None]:
+            def write(*args: Any) -> None:
+                if not behind:  # while this thread holds the writer's role, others queue 12 MB with a later deadline
+                    filler, _ = in_thread(lambda: behind.extend(
+                        client.send_action("UserEvent", headers, timeout=5) for _ in range(100)))
+                    filler.join(10)
+                real_write(*args)
+            return write
 
-        conn._write = write  # type: ignore[method-assign]
+        conn._write = holding_the_writer(conn._write)  # type: ignore[method-assign]
+        conn._write_now = holding_the_writer(conn._write_now)  # type: ignore[method-assign]  # one action, nothing queued
         server.set_fault(Fault.STOP_READING)
         started = time.monotonic()
         with pytest.raises(ActionTimeout):
