@@ -448,7 +448,8 @@ def variable_line(name: Any, value: Any) -> str:
     return f"{escape_app_arg(name)}={escape_app_arg(_render(value))}"
 
 
-def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id: Optional[str] = None) -> bytes:
+def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id: Optional[str] = None,
+                     *, generated_id: bool = False) -> bytes:
     """The bytes of one action: ``Action`` first, the headers, then ``ActionID``.
 
     A list value repeats its header; a mapping value becomes one
@@ -459,7 +460,8 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     LF or NUL anywhere, a value starting with whitespace or a control
     character (Asterisk drops those), an invalid key or variable name, an
     ActionID Asterisk would not echo unchanged (:func:`check_action_id`), a
-    line over 1022 bytes, or more than 128 lines.
+    line over 1022 bytes, or more than 128 lines.  ``generated_id``: the
+    client made ``action_id`` (valid by construction: not checked again).
     """
     lines = [f"Action: {_check_name(action, 'action name')}"]
     for key, value in headers.items():
@@ -474,7 +476,7 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
         else:
             lines.append(f"{key}: {_value(key, value)}")
     if action_id is not None:
-        lines.append(f"ActionID: {check_action_id(action_id)}")
+        lines.append(f"ActionID: {action_id if generated_id else check_action_id(action_id)}")
     if len(lines) > MAX_LINES:
         raise ValueError(f"action has {len(lines)} lines; Asterisk accepts at most {MAX_LINES}")
     text = "\r\n".join(lines)
@@ -522,10 +524,14 @@ def split_action(
     An ``Action`` header besides the action's name raises ``ValueError``
     (Asterisk would run the first one, which may not be the one meant).
     Headers differing only in case are kept: ``UserEvent`` sends them all.
+    Without ``headers``, ``fields`` itself (a fresh ``**kwargs`` dict) is returned.
     """
     if isinstance(action, str):
-        merged = dict(headers) if headers else {}
-        merged.update(fields)
+        if headers:
+            merged = dict(headers)
+            merged.update(fields)
+        else:
+            merged = fields  # a fresh dict of keyword arguments: ours to change
         name = action
     else:
         merged = dict(action)

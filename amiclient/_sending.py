@@ -106,20 +106,20 @@ class Sender:
         Raises ConnectionLost if no link comes up before the deadline.
         """
         started = time.monotonic()
-        name, merged = split_action(action, headers, fields)
-        own_id = pop_action_id(merged)
+        if headers is None and not fields and isinstance(action, str):  # a bare action (Ping): nothing to merge
+            name, merged, own_id = action, fields, None
+        else:
+            name, merged = split_action(action, headers, fields)
+            own_id = pop_action_id(merged)
         action_id = own_id or self._next_action_id()
         check_action(name, merged, self.validate)
-        data = serialize_action(name, merged, action_id)
-        if timeout is UNSET:
-            timeout = default_timeout(self.timeout, name, merged)
-        timeout = checked_timeout(timeout)
-        link = self._wait_link(None if timeout is None else started + timeout)
+        data = serialize_action(name, merged, action_id, generated_id=own_id is None)
+        timeout = checked_timeout(default_timeout(self.timeout, name, merged) if timeout is UNSET else timeout)
+        deadline = None if timeout is None else started + timeout
+        link = self._wait_link(deadline)
         attempts = 0
         while True:
-            future = ActionFuture(name, action_id, timeout)
-            future.deadline = None if timeout is None else started + timeout
-            future.callback_runner = self._callbacks.submit
+            future = ActionFuture(name, action_id, timeout, deadline, self._callbacks.submit)
             try:
                 return self._send_on(link, future, data)
             except ValueError:  # the ActionID is in flight or a tombstone: nothing was sent
@@ -128,7 +128,7 @@ class Sender:
                     raise
             # A caller's action took the generated ActionID after it was checked: take another.
             action_id = self._next_action_id()
-            data = serialize_action(name, merged, action_id)
+            data = serialize_action(name, merged, action_id, generated_id=True)
 
     def _send_on(self, link: Link, future: ActionFuture, data: bytes) -> ActionFuture:
         while True:

@@ -97,7 +97,8 @@ class ActionFuture(Future):  # type: ignore[type-arg]
     deadline: Optional[float] = None
     callback_runner: Optional[Callable[[Callable[[], Any]], None]] = None
 
-    def __init__(self, action: str, action_id: str, timeout: Optional[float]) -> None:
+    def __init__(self, action: str, action_id: str, timeout: Optional[float], deadline: Optional[float] = None,
+                 callback_runner: Optional[Callable[[Callable[[], Any]], None]] = None) -> None:
         # Future.__init__ without its Condition (see the _condition property).
         self._state = PENDING
         self._result: Any = None
@@ -108,6 +109,8 @@ class ActionFuture(Future):  # type: ignore[type-arg]
         self.action = action
         self.action_id = action_id
         self.timeout = timeout
+        self.deadline = deadline
+        self.callback_runner = callback_runner
         self._resolved = threading.Lock()  # released once resolved
         self._resolved.acquire()
 
