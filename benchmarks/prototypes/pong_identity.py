@@ -3,11 +3,18 @@
 Starts both servers, sends each of the sessions below to both (whole, then in small
 pieces split across reads), reads everything until the server closes, and diffs the raw
 bytes.  Exit status 0 when every session matches.
+
+``--rate ROUNDS`` then also runs the raw blocking ping loop (the benchmark's floor) against
+both servers, unpinned, interleaved round by round (``--pings`` per round, default 3000), and
+prints each server's median Pings/s and its CPU per Ping (user + system, from /proc).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -16,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from common import LOADGEN, pongserver  # noqa: E402
+from common import LOADGEN, pongserver, raw_login  # noqa: E402
 
 LOGIN = b"Action: Login\r\nUsername: bench\r\nSecret: bench\r\nActionID: login\r\n\r\n"
 PING = b"Action: Ping\r\n\r\n"
@@ -73,7 +80,50 @@ def exchange(port: int, parts: list, piece: int) -> bytes:
         s.close()
 
 
+def cpu_s(pid: int) -> float:
+    """user + system CPU seconds of a process, all threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ping_loop(s: socket.socket, n: int) -> float:
+    """FloorDriver.ping_seq: n blocking Pings with an ActionID; seconds taken."""
+    buf = b""
+    t0 = time.perf_counter()
+    for i in range(n):
+        s.sendall(b"Action: Ping\r\nActionID: %d\r\n\r\n" % i)
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        _, _, buf = buf.partition(b"\r\n\r\n")
+    return time.perf_counter() - t0
+
+
+def rates(servers: dict, rounds: int, pings: int) -> None:
+    socks = {name: raw_login(port) for name, (_, port) in servers.items()}
+    got: dict = {name: ([], []) for name in servers}
+    print("load average before: %.2f %.2f %.2f" % os.getloadavg())
+    for r in range(rounds):
+        order = list(servers) if r % 2 == 0 else list(servers)[::-1]
+        for name in order:
+            pid = servers[name][0].pid
+            c0 = cpu_s(pid)
+            dt = ping_loop(socks[name], pings)
+            got[name][0].append(pings / dt)
+            got[name][1].append((cpu_s(pid) - c0) / pings * 1e6)
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    for name, (rs, cpu) in got.items():
+        print("raw blocking loop vs %-12s median %6.0f Pings/s (min %.0f, max %.0f); server CPU %.1f us/Ping"
+              % (name, statistics.median(rs), min(rs), max(rs), sum(cpu) / len(cpu)))
+    for s in socks.values():
+        s.close()
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=0, metavar="ROUNDS")
+    ap.add_argument("--pings", type=int, default=3000)
+    opts = ap.parse_args()
     exe, why = pongserver()
     if exe is None:
         print("pongserver not buildable: %s" % why)
@@ -91,11 +141,13 @@ def main() -> int:
                                                      "identical" if ok else "DIFFERENT", len(a)))
                 if not ok:
                     print("  loadgen.py: %r\n  pongserver: %r" % (a, b))
+        print("all identical" if not bad else "%d differences" % bad)
+        if opts.rate:
+            rates({"loadgen.py": (py, py_port), "pongserver": (c, c_port)}, opts.rate, opts.pings)
     finally:
         for p in (py, c):
             p.kill()
             p.wait()
-    print("all identical" if not bad else "%d differences" % bad)
     return 1 if bad else 0
 
 
