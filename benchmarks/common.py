@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -86,7 +87,7 @@ def pongserver() -> tuple:
         BUILD.mkdir(exist_ok=True)
         (BUILD / ".gitignore").write_text("*\n")
         tmp = BUILD / ("%s.%d.tmp" % (exe.name, os.getpid()))
-        r = subprocess.run([cc, "-O2", "-pthread", "-o", str(tmp), str(PONGSERVER_C)],
+        r = subprocess.run(shlex.split(cc) + ["-O2", "-pthread", "-o", str(tmp), str(PONGSERVER_C)],
                            capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             tmp.unlink(missing_ok=True)
