@@ -7,12 +7,19 @@ another interpreter (``benchmarks/.venvs/<name>``): keep this file stdlib-only.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shlex
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 LOADGEN = HERE / "loadgen.py"
+PONGSERVER_C = HERE / "pongserver.c"  # the ping scenarios' server in C; loadgen.py is its fallback
+BUILD = HERE / ".build"  # compiled pongserver, git-ignored by its own .gitignore
 VENVS = HERE / ".venvs"
 RESULTS = HERE / "RESULTS.md"
 
@@ -30,6 +37,7 @@ PROTOTYPES = ("ceiling", "proto-reader", "proto-lf")
 QUEUED_EVENTS = 100_000
 CONC_THREADS = 16
 
+PING_SCENARIOS = ("ping_seq", "ping16")
 RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
 
 # CPU placement of a run: "unpinned" (the headline: the scheduler places the load generator
@@ -60,6 +68,34 @@ SCENARIOS = [
     ("idle", "idle connected client: RSS and threads", CLIENTS, ""),
     ("queued", "RSS with 100k events queued behind a stalled listener", ("naive",) + CLIENTS, ""),
 ]
+
+
+def pongserver() -> tuple:
+    """(path of the compiled pongserver, "") or (None, why not): built once per source
+    version into benchmarks/.build/ with ``cc -O2 -pthread``."""
+    try:
+        src = PONGSERVER_C.read_bytes()
+    except OSError as e:
+        return None, "no %s: %s" % (PONGSERVER_C.name, e)
+    exe = BUILD / ("pongserver-" + hashlib.sha1(src).hexdigest()[:12])
+    if exe.exists():
+        return exe, ""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return None, "no C compiler"
+    try:
+        BUILD.mkdir(exist_ok=True)
+        (BUILD / ".gitignore").write_text("*\n")
+        tmp = BUILD / ("%s.%d.tmp" % (exe.name, os.getpid()))
+        r = subprocess.run(shlex.split(cc) + ["-O2", "-pthread", "-o", str(tmp), str(PONGSERVER_C)],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            return None, "cc failed: %s" % (r.stderr.strip().splitlines() or ["rc %d" % r.returncode])[-1]
+        os.replace(tmp, exe)  # atomic: concurrent builds cannot see a half-written binary
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, "build failed: %s" % e
+    return exe, ""
 
 
 class WorkerError(Exception):

@@ -50,6 +50,7 @@ from common import (  # noqa: E402
     HERE,
     LOADGEN,
     PIN_MODES,
+    PING_SCENARIOS,
     PIP_NAMES,
     PROTOTYPES,
     QUEUED_EVENTS,
@@ -59,7 +60,9 @@ from common import (  # noqa: E402
     SCENARIOS,
     VENVS,
     Unsupported,
+    pongserver,
     rkey,
+    split_rkey,
 )
 from contenders import DRIVERS, dist_version  # noqa: E402
 from measure import CpuWatch, attach_noise, rss_kb, wait_quiet  # noqa: E402
@@ -141,6 +144,8 @@ class Runner:
         self.args = args
         self.loadgens: dict[str, subprocess.Popen] = {}  # one per CPU placement (PIN_MODES)
         self.ports: dict[str, int] = {}
+        self.pong_ports: dict[str, int] = {}  # the ping scenarios' server (pongserver.c) per placement
+        self.ping_server = "loadgen.py (Python)"
         self.live: set[WorkerProc] = set()
         self.port = None  # the headline load generator's port
         self.results: dict[tuple[str, str], dict] = {}
@@ -178,17 +183,42 @@ class Runner:
     def start_loadgens(self) -> None:
         """One load generator per CPU placement: the pinned one on the first CPU, the
         unpinned one wherever the scheduler puts it (both idle while the other serves)."""
+        exe = self.pong_exe()
         for pin in self.modes:
             self.ports[pin] = self.start_loadgen(pin)
+            if exe is not None:
+                try:
+                    self.pong_ports[pin] = self.start_loadgen(pin, [str(exe)], "pong-" + pin)
+                    self.ping_server = "pongserver (C)"
+                except RuntimeError as e:
+                    print("pongserver: %s; the ping scenarios use loadgen.py" % e, file=sys.stderr)
+                    self.pong_ports.clear()
+                    exe = None
+        if exe is None:
+            self.pong_ports.clear()
+            self.ping_server = "loadgen.py (Python)"
         self.port = self.ports[self.modes[0]]
 
-    def start_loadgen(self, pin: str) -> int:
-        cmd = [sys.executable, str(LOADGEN), "--host", "127.0.0.1", "--port", "0",
-               "--events", str(max(self.args.max_events, QUEUED_EVENTS)),
-               "--max-seconds", str(int(self.args.budget + 120))]
+    def pong_exe(self):
+        """The compiled pongserver for the ping scenarios, or None (loadgen.py serves them)."""
+        a = self.args
+        if a.ping_server == "python" or (a.scenarios and not set(a.scenarios) & set(PING_SCENARIOS)):
+            return None
+        exe, why = pongserver()
+        if exe is None:
+            if a.ping_server == "c":
+                raise SystemExit("--ping-server c: %s" % why)
+            print("pongserver not built (%s): the ping scenarios use loadgen.py" % why, file=sys.stderr)
+        return exe
+
+    def start_loadgen(self, pin: str, server: list | None = None, name: str | None = None) -> int:
+        """Start loadgen.py (or `server`, a command taking its options) for placement `pin`."""
+        cmd = (server or [sys.executable, str(LOADGEN)]) + [
+            "--host", "127.0.0.1", "--port", "0", "--events", str(max(self.args.max_events, QUEUED_EVENTS)),
+            "--max-seconds", str(int(self.args.budget + 120))]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               stdin=subprocess.DEVNULL, start_new_session=True, text=True)
-        self.loadgens[pin] = lg
+        self.loadgens[name or pin] = lg
         if pin == "pinned":
             self._pin(lg, self.cpus[0])
         # read the two start-up lines (PORT, EVENTS) on a helper thread so a silent loadgen
@@ -208,8 +238,9 @@ class Runner:
         threading.Thread(target=reader, daemon=True).start()
         got.wait(60)
         if "PORT" not in info:
-            raise RuntimeError("loadgen did not start")
-        self.event_size = float(info.get("MEANSIZE", 0))
+            raise RuntimeError("%s did not start" % (name or "loadgen"))
+        if server is None:
+            self.event_size = float(info.get("MEANSIZE", 0))
         return int(info["PORT"])
 
     def python_for(self, contender: str) -> str:
@@ -221,8 +252,9 @@ class Runner:
 
     def spawn(self, contender: str, scenario: str, interactive: bool, pin: str) -> WorkerProc:
         a = self.args
+        port = self.pong_ports.get(pin, self.ports[pin]) if scenario in PING_SCENARIOS else self.ports[pin]
         cmd = [self.python_for(contender), "-W", "ignore", str(Path(__file__).resolve()),
-               "--worker", contender, "--scenario", scenario, "--port", str(self.ports[pin]),
+               "--worker", contender, "--scenario", scenario, "--port", str(port),
                "--reps", str(a.reps), "--target", str(a.target), "--max-events", str(a.max_events),
                "--min-events", str(a.min_events), "--warm-events", str(a.warm_events),
                "--max-pings", str(a.max_pings), "--queue-wait", str(a.queue_wait)]
@@ -288,6 +320,8 @@ class Runner:
             self.record(c, rkey(key, pin), res)
 
     def record(self, c: str, key: str, res: dict) -> None:
+        if split_rkey(key)[0] in PING_SCENARIOS:
+            res.setdefault("notes", []).append("server: %s" % self.ping_server)
         self.results[(c, key)] = res
         if res.get("fatal"):
             self.fatal[c] = res["error"]
@@ -316,8 +350,10 @@ class Runner:
         self.load_before = os.getloadavg()
         self.start_loadgens()
         self.watch = CpuWatch(self.loadgen_pids)
-        print("loadgen %s, %.0f bytes/event; %d reps, %.1fs per rep%s; load average %.2f"
-              % (", ".join("%s on 127.0.0.1:%d" % kv for kv in self.ports.items()), self.event_size,
+        print("loadgen %s%s, %.0f bytes/event; %d reps, %.1fs per rep%s; load average %.2f"
+              % (", ".join("%s on 127.0.0.1:%d" % kv for kv in self.ports.items()),
+                 "; pings: pongserver %s" % ", ".join("%s on 127.0.0.1:%d" % kv for kv in self.pong_ports.items())
+                 if self.pong_ports else "; pings: loadgen.py", self.event_size,
                  a.reps, a.target, " (quick)" if a.quick else "", self.load_before[0]),
               file=sys.stderr, flush=True)
         for key, _title, contenders, _unit in SCENARIOS:
@@ -509,6 +545,9 @@ def parse_args(argv=None):
                     help="comma list, e.g. floor,naive,amiclient (also: proto-lf,proto-reader, run only when named)")
     ap.add_argument("--scenarios", type=lambda s: s.split(","), default=None,
                     help="comma list of: " + ",".join(k for k, *_ in SCENARIOS))
+    ap.add_argument("--ping-server", choices=("auto", "c", "python"), default="auto",
+                    help="the ping scenarios' server: c = pongserver.c (built once into benchmarks/.build/), "
+                         "python = loadgen.py, auto (default) = c when it builds, else python")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--target", type=float, default=None, help="seconds per repetition")
     # worker-only

@@ -1,6 +1,7 @@
 """Where a sequential action's time goes (issue 13): ``python benchmarks/prototypes/profile_seq.py``.
 
-Starts ``benchmarks/loadgen.py`` unpinned, then runs sequential Pings with the
+Starts the ping server unpinned (``benchmarks/pongserver.c``, built once, or
+``benchmarks/loadgen.py``: ``--server c|python``, default c when it builds), then runs sequential Pings with the
 raw blocking loop (the floor), amiclient (from this repository), and the
 leader/follower prototype in both modes, interleaved round-robin.  For each it
 reports the rate and, per Ping, the CPU time and context switches of every
@@ -8,7 +9,8 @@ thread of the process (from ``/proc/self/task/*/schedstat`` and ``status``),
 plus the load generator's CPU per Ping.  Then it times amiclient's pure-Python
 steps of one action without a socket.  Nothing is asserted.
 
-Options: ``--pings N`` (per round, default 5000), ``--rounds R`` (default 5).
+Options: ``--pings N`` (per round, default 5000), ``--rounds R`` (default 5),
+``--server c|python``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from common import LOADGEN, SECRET, USER, raw_login  # noqa: E402
+from common import LOADGEN, SECRET, USER, pongserver, raw_login  # noqa: E402
 
 
 def task_stats(pid: str = "self") -> dict:
@@ -172,12 +174,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pings", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--server", choices=("c", "python"), default=None,
+                    help="c: pongserver.c (the default when it builds), python: loadgen.py")
     a = ap.parse_args()
-    lg = subprocess.Popen([sys.executable, str(LOADGEN), "--port", "0", "--events", "1000",
-                           "--max-seconds", "600"], stdout=subprocess.PIPE, text=True,
+    exe, why = pongserver() if a.server != "python" else (None, "--server python")
+    if exe is None and a.server == "c":
+        raise SystemExit("pongserver: %s" % why)
+    cmd = [str(exe)] if exe else [sys.executable, str(LOADGEN), "--events", "1000"]
+    lg = subprocess.Popen(cmd + ["--port", "0", "--max-seconds", "600"], stdout=subprocess.PIPE, text=True,
                           start_new_session=True)
     try:
         port = int(lg.stdout.readline().split()[1])
+        print("server: %s" % ("pongserver (C)" if exe else "loadgen.py (Python; %s)" % why))
         print("load average before: %.2f %.2f %.2f" % os.getloadavg())
         subjects = [Floor(port), Ceiling(port), Amiclient(port), Proto(port, False), Proto(port, True)]
         res = {s.name: [] for s in subjects}
