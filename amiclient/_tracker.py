@@ -347,12 +347,18 @@ class ActionTracker:
             if pending.finished:  # the late answer of an action given up: nobody else may have it
                 log.debug("late response for %s dropped", pending.action_id)
                 return
-            if response.ok and self._starts_list(pending, response):
+            if self._starts_list(pending, response):
                 pending.response = response
                 self.lists[pending.action_id] = pending
                 return
-            self._retire(pending)
-        self._resolve(pending, response)
+            pending.finished = True  # _retire(), inline: the path of every answer
+            self.pending.pop(pending.action_id, None)
+            if self.lists:
+                self.lists.pop(pending.action_id, None)
+        try:
+            pending.future.set_result(response)
+        except Exception:  # InvalidStateError: cancelled meanwhile
+            pass
 
     def _claim(self, action_id: str) -> Optional[_Pending]:
         """The action ``action_id`` (live or a tombstone), marked answered; None if unknown or answered."""
@@ -387,7 +393,7 @@ class ActionTracker:
 
     def _starts_list(self, pending: _Pending, response: Response) -> bool:
         completions = list_completions(pending.action, response)
-        if completions is None:
+        if completions is None or not response.ok:
             return False
         pending.completions = completions
         pending.item_completes = pending.action == "dbget" and self.legacy_dbget and "EventList" not in response
