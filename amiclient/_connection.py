@@ -34,7 +34,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_packet
 from ._readright import _TICK, RECV_SIZE, ReadRight
@@ -203,10 +203,11 @@ class Connection(ReadRight):
                         return packet
             checked = len(backlog)
 
-    def send(self, data: bytes, before: Optional[Callable[[], None]] = None, deadline: Optional[float] = None) -> None:
+    def send(self, data: bytes, before: Optional[Callable[[Any], None]] = None, deadline: Optional[float] = None,
+             item: Any = None) -> None:
         """Queue ``data`` whole for writing, and write it unless another thread is writing.
 
-        ``before`` runs under the queue lock just before the bytes are
+        ``before(item)`` runs under the queue lock just before the bytes are
         queued, so what it records follows the order of the bytes on the
         wire.  Concurrent senders' bytes are written together (group
         commit); a thread that finds the writer busy returns at once and the
@@ -221,7 +222,7 @@ class Connection(ReadRight):
                 raise NotSent(f"not connected to {self.address}")
             if before is not None:
                 try:
-                    before()
+                    before(item)
                 except NotSent:
                     raise
                 except ConnectionLost as exc:
@@ -234,21 +235,24 @@ class Connection(ReadRight):
                 if deadline is not None and deadline < self._outbox_deadline:
                     self._outbox_deadline = deadline
                 congested = self._carry is not None
-        own_deadline = time.monotonic() if threading.get_ident() == self._reader else deadline
         if direct:  # nothing queued, nobody writing: write at once, without the queue
             try:
-                self._write_now(sock, data, _NEVER if deadline is None else deadline, own_deadline)
+                self._write_now(sock, data, _NEVER if deadline is None else deadline)
             finally:
                 self._write_lock.release()
             if self._outbox:  # queued by others while we wrote: they saw the lock taken
-                self._flush(own_deadline)
+                self._flush(self._own_deadline(deadline))
             return
         if congested:  # the reader is writing what a sender left: it writes these bytes too
             self.wake()
             return
-        self._flush(own_deadline)
+        self._flush(self._own_deadline(deadline))
 
-    def _write_now(self, sock: socket.socket, data: bytes, deadline: float, own_deadline: Optional[float]) -> None:
+    def _own_deadline(self, deadline: Optional[float]) -> Optional[float]:
+        """Until when this thread may wait to write: the reader thread never waits."""
+        return time.monotonic() if threading.get_ident() == self._reader else deadline
+
+    def _write_now(self, sock: socket.socket, data: bytes, deadline: float) -> None:
         """Write one action on a plain socket (the caller holds the write lock): one ``send()`` when it fits."""
         try:
             sent = sock.send(data, self._nowait)
@@ -263,7 +267,7 @@ class Connection(ReadRight):
             self.packets_sent += 1
             return
         self.bytes_out += sent
-        self._write(data[sent:], 1, deadline, own_deadline)
+        self._write(data[sent:], 1, deadline, self._own_deadline(deadline))
 
     def _flush(self, own_deadline: Optional[float]) -> None:
         """Write what is queued; stop at ``own_deadline`` and leave the rest to the reader."""

@@ -67,7 +67,7 @@ class TcpLink:
         current wake-up time.
         """
         deadline = future.deadline
-        self.conn.send(data, functools.partial(self.tracker.add, future), deadline if write_deadline is None else write_deadline)
+        self.conn.send(data, self.tracker.add, deadline if write_deadline is None else write_deadline, future)
         if deadline is not None and deadline < self.next_expiry:
             with self._timer_lock:
                 earlier = deadline < self.next_expiry

@@ -111,8 +111,7 @@ class ActionFuture(Future):  # type: ignore[type-arg]
         self.timeout = timeout
         self.deadline = deadline
         self.callback_runner = callback_runner
-        self._resolved = threading.Lock()  # released once resolved
-        self._resolved.acquire()
+        self._resolved: Optional[threading.Lock] = None  # made by the first thread that blocks; released once resolved
 
     @property
     def _condition(self) -> threading.Condition:  # type: ignore[override]
@@ -134,14 +133,30 @@ class ActionFuture(Future):  # type: ignore[type-arg]
             if self._state not in (PENDING, RUNNING):
                 raise InvalidStateError(f"{self._state}: {self!r}")
             self._result, self._exception, self._state = result, exception, FINISHED
-        self._resolved.release()
+            resolved = self._resolved
+        if resolved is not None:
+            resolved.release()
         return True
 
     def _signal(self) -> None:
-        try:
-            self._resolved.release()
-        except RuntimeError:  # already signalled
-            pass
+        with _condition_guard:
+            resolved = self._resolved
+        if resolved is not None:
+            try:
+                resolved.release()
+            except RuntimeError:  # already signalled
+                pass
+
+    def _block(self, timeout: Optional[float]) -> None:
+        """Wait until resolved or ``timeout`` seconds (None: no limit)."""
+        with _condition_guard:  # the state and the lock are checked together with the resolver's
+            resolved = self._resolved
+            if resolved is None:
+                resolved = self._resolved = threading.Lock()
+                if self._state in (PENDING, RUNNING):
+                    resolved.acquire()  # held until resolved
+        if resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            resolved.release()
 
     def set_result(self, result: Any) -> None:
         if not self._resolve_fast(result, None):
@@ -182,14 +197,14 @@ class ActionFuture(Future):  # type: ignore[type-arg]
         """Block until resolved or ``timeout`` seconds (None: no limit); never raises."""
         if timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = None  # longer than any lock can wait: no limit
-        if self._state != FINISHED and self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            self._resolved.release()
+        if self._state != FINISHED:
+            self._block(timeout)
 
     def result(self, timeout: Optional[float] = None) -> Any:
         """The Response; raises the action's error, or ``TimeoutError`` after ``timeout`` seconds."""
         # FINISHED is set before done-callbacks run (they may call result()) and before _resolved is released.
-        if self._state != FINISHED and self._resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            self._resolved.release()
+        if self._state != FINISHED:
+            self._block(timeout)
         if self._state == FINISHED:
             if self._exception is not None:
                 raise self._exception
@@ -255,17 +270,20 @@ class ActionTracker:
         if deadline is None and future.timeout is not None:
             deadline = time.monotonic() + future.timeout
         pending = _Pending(future, deadline)
+        action_id = future.action_id
         with self._lock:
             if self._closed is not None:
                 raise ConnectionLost(str(self._closed))
-            if future.action_id in self.pending:
-                raise ValueError(f"ActionID {future.action_id!r} is already in flight")
-            if future.action_id in self._tombstones:  # its late answer could not be told apart from the new one's
-                raise ValueError(f"ActionID {future.action_id!r} belongs to an action that timed out and may still "
+            if action_id in self.pending:
+                raise ValueError(f"ActionID {action_id!r} is already in flight")
+            if action_id in self._tombstones:  # its late answer could not be told apart from the new one's
+                raise ValueError(f"ActionID {action_id!r} belongs to an action that timed out and may still "
                                  "be answered: use another ActionID")
-            self.pending[future.action_id] = pending
-            self._order.append(pending)
-            self._trim()
+            self.pending[action_id] = pending
+            order = self._order
+            order.append(pending)
+            if order[0].answered:
+                self._trim()
 
     def _trim(self) -> None:
         order = self._order
