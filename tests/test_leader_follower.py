@@ -1,13 +1,14 @@
 """Issue 13: a caller waiting alone reads the socket itself (leader/follower); the promises hold either way."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any, Iterator, List
 
 import pytest
 
-from amiclient import ActionFuture, ActionTimeout, AMIClient, ConnectionLost, Event
+from amiclient import ActionFuture, ActionTimeout, AMIClient, ClientClosed, ConnectionLost, Event
 from amiclient.testing import FakeAMIServer
 
 USERS = {"admin": "s3cr3t!"}
@@ -125,3 +126,71 @@ def test_followers_and_a_leader_each_get_their_own_answer(server: FakeAMIServer)
             t.join(60)
         assert not errors
         assert client.stats["actions_in_flight"] == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="blocking leader reads are used on Linux only")
+def test_a_lone_caller_waits_in_recv_alone_not_in_poll_then_recv(server: FakeAMIServer) -> None:
+    """One system call to wait for an answer, as a raw blocking loop makes: no poll() per action."""
+    with make_client(server) as client:
+        client.action("Ping")
+        link = client._link
+        assert link is not None
+        polls: List[float] = []
+        real_ready = link.conn._lead_ready
+
+        def counting_ready(timeout: float) -> bool:
+            polls.append(timeout)
+            return real_ready(timeout) if real_ready is not None else True
+        link.conn._lead_ready = counting_ready
+        before = leader_reads(client)
+        for _ in range(30):
+            assert client.action("Ping").ok
+        assert leader_reads(client) > before  # this caller led
+        assert polls == []
+
+
+def test_a_leader_blocked_in_recv_sees_close_at_once(server: FakeAMIServer) -> None:
+    for _ in range(5):  # the caller leads unless the reader happens to be reading then: try again
+        client = make_client(server)
+        client.connect()
+        client.action("Ping")
+        outcome: List[BaseException] = []
+        leading = threading.Event()
+        link = client._link
+        assert link is not None
+        real_lead = link.conn._lead
+
+        def lead(*args: Any, real_lead: Any = real_lead, leading: threading.Event = leading) -> None:
+            leading.set()
+            real_lead(*args)
+        link.conn._lead = lead  # type: ignore[method-assign, assignment]
+
+        def wait_forever(client: AMIClient = client, outcome: List[BaseException] = outcome) -> None:
+            try:
+                client.action("Never", timeout=30)
+            except Exception as exc:  # noqa: BLE001 - checked below
+                outcome.append(exc)
+        caller = threading.Thread(target=wait_forever)
+        caller.start()
+        led = leading.wait(1)
+        started = time.monotonic()
+        client.close(timeout=2)
+        caller.join(5)
+        assert not caller.is_alive()
+        assert time.monotonic() - started < 1.0
+        assert outcome and isinstance(outcome[0], (ConnectionLost, ClientClosed))
+        if led:
+            return
+    pytest.fail("the caller never led")
+
+
+def test_a_leader_gives_up_at_a_deadline_between_two_read_timeouts(server: FakeAMIServer) -> None:
+    """A blocking leader read wakes every 50 ms; a deadline in between is kept to the promised 50 ms."""
+    with make_client(server) as client:
+        client.action("Ping")
+        for timeout in (0.03, 0.13):
+            started = time.monotonic()
+            with pytest.raises(ActionTimeout):
+                client.action("Never", timeout=timeout)
+            elapsed = time.monotonic() - started
+            assert timeout <= elapsed < timeout + SLACK
