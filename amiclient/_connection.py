@@ -434,6 +434,7 @@ class Connection(ReadRight):
         tls_lock = self._tls_lock
         monotonic = time.monotonic
         rr = self._rr
+        rr_lock = self._rr_lock
         self._reader = threading.get_ident()
         reason: BaseException
         try:
@@ -467,7 +468,7 @@ class Connection(ReadRight):
                     if not readable:
                         on_tick()
                         continue
-                with rr:
+                with rr_lock:
                     if self._leader:
                         continue  # a caller took the read right while we waited: it reads
                     self._reading = True

@@ -59,7 +59,8 @@ class ReadRight:
 
     def _init_read_right(self) -> None:
         # The read right (leader/follower), all under _rr's lock, held only for field updates, never across I/O.
-        self._rr = threading.Condition(threading.Lock())
+        self._rr_lock = threading.Lock()  # what `with` takes: the C lock, not the Condition's Python wrapper
+        self._rr = threading.Condition(self._rr_lock)
         self._on_packets: Optional[Callable[[List[str]], None]] = None  # set while run() reads
         self._leader = False  # a caller holds the read right
         self._reading = False  # the reader holds it (around one recv and the handling of what it read)
@@ -110,7 +111,7 @@ class ReadRight:
         """
         rr = self._rr
         started = time.monotonic()
-        with rr:
+        with self._rr_lock:
             self._waiters += 1
             if self._waiters > 1:  # concurrent callers: the reader serves them all with one wake-up per batch
                 self._contended_until = started + _CONTENDED
@@ -129,7 +130,7 @@ class ReadRight:
             else:
                 block(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
-            with rr:
+            with self._rr_lock:
                 self._waiters -= 1
                 if lead:
                     self._leader = False

@@ -524,7 +524,11 @@ def _has_key(packet: Packet, lower: str) -> bool:
     """Whether ``packet`` has a key ``lower`` in any case (no lookup table built for a small packet)."""
     if len(packet) > 8:
         return lower in packet
-    return lower in map(str.lower, dict.keys(packet))
+    size = len(lower)
+    for key in dict.keys(packet):
+        if len(key) == size and key.lower() == lower:
+            return True
+    return False
 
 
 def ends_list(event: Event, completions: FrozenSet[str]) -> bool:

@@ -42,8 +42,10 @@ RATE_SCENARIOS = ("events_listener", "events_ignored", "ping_seq", "ping16")
 
 # CPU placement of a run: "unpinned" (the headline: the scheduler places the load generator
 # and the client, as users run) and "pinned" (load generator on the first CPU, the client on
-# the others, as with a remote Asterisk).  Results of the pinned run are keyed "<scenario>/pinned".
-PIN_MODES = ("unpinned", "pinned")
+# the others, as with a remote Asterisk), and "same-cpu" (load generator and client on the first
+# CPU: the other extreme the scheduler may choose).  Results are keyed "<scenario>/<placement>".
+PIN_MODES = ("unpinned", "pinned", "same-cpu")
+PINNED_MODES = ("pinned", "same-cpu")
 
 
 def rkey(scenario: str, pin: str) -> str:

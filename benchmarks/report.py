@@ -282,6 +282,9 @@ def _placement(runner, mode: str) -> str:
     if mode == "pinned" and runner.cpus[0]:
         return "pinned: load generator on CPU %s, workers on CPU %s" % (
             ",".join(map(str, sorted(runner.cpus[0]))), ",".join(map(str, sorted(runner.cpus[1]))))
+    if mode == "same-cpu" and runner.cpus[0]:
+        return "same-cpu: load generator and workers on CPU %s (every wake-up is a switch on one CPU)" % (
+            ",".join(map(str, sorted(runner.cpus[0]))))
     return "unpinned (headline): the scheduler places the load generator and the workers, as users run"
 
 

@@ -51,6 +51,7 @@ from common import (  # noqa: E402
     LOADGEN,
     PIN_MODES,
     PING_SCENARIOS,
+    PINNED_MODES,
     PIP_NAMES,
     PROTOTYPES,
     QUEUED_EVENTS,
@@ -219,7 +220,7 @@ class Runner:
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               stdin=subprocess.DEVNULL, start_new_session=True, text=True)
         self.loadgens[name or pin] = lg
-        if pin == "pinned":
+        if pin in PINNED_MODES:
             self._pin(lg, self.cpus[0])
         # read the two start-up lines (PORT, EVENTS) on a helper thread so a silent loadgen
         # cannot hang the run
@@ -266,8 +267,8 @@ class Runner:
         w = WorkerProc(contender, scenario, cmd, env, interactive)
         w.pin = pin
         self.live.add(w)
-        if pin == "pinned":
-            self._pin(w.p, self.cpus[1])
+        if pin in PINNED_MODES:
+            self._pin(w.p, self.cpus[1] if pin == "pinned" else self.cpus[0])
         return w
 
     def _finish(self, w: WorkerProc, timeout: float) -> dict:
@@ -534,9 +535,10 @@ def parse_args(argv=None):
     ap.add_argument("--setup", action="store_true",
                     help="create benchmarks/.venvs/{pyst2,asterisk-ami (python-ami),panoramisk} with pip and exit")
     ap.add_argument("--pinning", type=lambda s: s.split(","), default=None, metavar="MODES",
-                    help="CPU placements to run, headline first: unpinned,pinned (default: both; "
+                    help="CPU placements to run, headline first: unpinned,pinned,same-cpu (default: all; "
                          "unpinned: the scheduler places everything, as users run; pinned: the "
-                         "load generator on the first CPU, the client on the others)")
+                         "load generator on the first CPU, the client on the others; same-cpu: both "
+                         "on the first CPU)")
     ap.add_argument("--no-pin", action="store_true", help="same as --pinning unpinned")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="first wait up to this long for other processes to go quiet")
@@ -574,9 +576,9 @@ def parse_args(argv=None):
     bad = [m for m in a.pinning if m not in PIN_MODES]
     if bad or not a.pinning:
         ap.error("--pinning: choose from %s" % ",".join(PIN_MODES))
-    if pin_cpus()[0] is None and "pinned" in a.pinning:
+    if pin_cpus()[0] is None and set(PINNED_MODES) & set(a.pinning):
         print("cannot pin on this machine: running unpinned only", file=sys.stderr)
-        a.pinning = [m for m in a.pinning if m != "pinned"] or ["unpinned"]
+        a.pinning = [m for m in a.pinning if m not in PINNED_MODES] or ["unpinned"]
     a.budget = (110 if q else 570) * (1 + 0.6 * (len(a.pinning) - 1))
     return a
 
