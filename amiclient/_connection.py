@@ -229,7 +229,7 @@ class Connection(ReadRight):
                     raise NotSent(str(exc)) from exc
             sock = self._sock
             direct = (not self._outbox and self._carry is None and self._plain
-                      and self._write_lock.acquire(blocking=False))
+                      and self._write_lock.acquire(False))
             if not direct:
                 self._outbox.append(data)
                 if deadline is not None and deadline < self._outbox_deadline:

@@ -463,6 +463,8 @@ def serialize_action(action: str, headers: Mapping[str, HeaderValue], action_id:
     line over 1022 bytes, or more than 128 lines.  ``generated_id``: the
     client made ``action_id`` (valid by construction: not checked again).
     """
+    if not headers and generated_id and action in _valid_names and len(action) < 256:  # a bare action (Ping)
+        return f"Action: {action}\r\nActionID: {action_id}\r\n\r\n".encode()
     lines = [f"Action: {_check_name(action, 'action name')}"]
     for key, value in headers.items():
         _check_name(key, "header name")
