@@ -174,6 +174,8 @@ class Sender:
             if link is not None:
                 link.await_answer(future)
         try:
+            if future.done():
+                return future.result(0)  # type: ignore[no-any-return]
             return future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))  # type: ignore[no-any-return]
         except AMIError:
             raise
