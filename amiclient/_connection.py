@@ -46,6 +46,9 @@ __all__ = ["Connection", "NotSent", "RECV_SIZE"]
 log = logging.getLogger("amiclient.connection")
 
 _NEVER = float("inf")
+# The kernel rounds SO_RCVTIMEO up to whole clock ticks and wakes a tick late (50 ms lasts ~56 ms at HZ=250):
+# ask for less, so that a blocking read never outlasts _TICK (a leader starts one with >= _TICK left).
+_RCVTIMEO = _TICK * 0.6
 
 
 
@@ -623,7 +626,7 @@ def _blocking_reads(sock: socket.socket) -> int:
     if not flag or not sys.platform.startswith("linux"):
         return 0
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_TICK * 1_000_000)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_RCVTIMEO * 1_000_000)))
     except (OSError, struct.error):
         return 0
     sock.settimeout(None)

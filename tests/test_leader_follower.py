@@ -194,3 +194,24 @@ def test_a_leader_gives_up_at_a_deadline_between_two_read_timeouts(server: FakeA
                 client.action("Never", timeout=timeout)
             elapsed = time.monotonic() - started
             assert timeout <= elapsed < timeout + SLACK
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="blocking leader reads are used on Linux only")
+def test_a_leader_blocked_in_recv_wakes_by_its_deadline_not_a_kernel_tick_later(server: FakeAMIServer) -> None:
+    """A deadline just over one read timeout away: the blocking read must end before it.
+
+    The kernel rounds a socket's read timeout up to whole clock ticks and
+    wakes a tick late: a 50 ms read timeout lasts ~56 ms (HZ=250), so a
+    leader that started a read with 50.5 ms left returned ~5 ms late.
+    """
+    with make_client(server) as client:
+        client.action("Ping")
+        late: List[float] = []
+        for _ in range(9):
+            future = client.send_action("Never", timeout=0.051)
+            with pytest.raises(ActionTimeout):
+                client.wait(future)
+            assert future.deadline is not None
+            late.append(time.monotonic() - future.deadline)
+        late.sort()
+        assert late[len(late) // 2] < 0.003, late  # the median: a loaded machine may delay a few
