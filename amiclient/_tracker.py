@@ -156,7 +156,10 @@ class ActionFuture(Future):  # type: ignore[type-arg]
                 if self._state in (PENDING, RUNNING):
                     resolved.acquire()  # held until resolved
         if resolved.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            resolved.release()
+            try:
+                resolved.release()
+            except RuntimeError:  # released meanwhile by a repeated cancel(): already open
+                pass
 
     def set_result(self, result: Any) -> None:
         if not self._resolve_fast(result, None):

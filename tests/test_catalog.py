@@ -371,6 +371,18 @@ def connect(server: FakeAMIServer, **options: Any) -> AMIClient:
     return AMIClient("127.0.0.1", server.port, "admin", "pw", reconnect=False, timeout=5, **options).connect()
 
 
+def test_validation_shortcut_never_fails_on_a_value_that_cannot_be_compared(server: FakeAMIServer) -> None:
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("ambiguous")
+        __hash__ = object.__hash__
+
+        def __str__(self) -> str:
+            return "odd"
+    with connect(server) as client:
+        assert client.action("UserEvent", UserEvent="x", Value=Odd()).ok  # type: ignore[arg-type]
+
+
 def test_strict_client_sends_nothing(server: FakeAMIServer) -> None:
     with connect(server, validate="strict") as client:
         before = len(server.received_actions)
