@@ -25,6 +25,7 @@ time, so the framer and the routing are never run concurrently.
 """
 from __future__ import annotations
 
+import _socket
 import functools
 import logging
 import select
@@ -624,6 +625,8 @@ def _blocking_reads(sock: socket.socket) -> int:
     """
     flag = getattr(socket, "MSG_DONTWAIT", 0)
     if not flag or not sys.platform.startswith("linux"):
+        return 0
+    if not isinstance(sock, _socket.socket):  # a green socket (gevent, eventlet) would wait on EAGAIN instead
         return 0
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_RCVTIMEO * 1_000_000)))

@@ -1,6 +1,7 @@
 """Issue 13: a caller waiting alone reads the socket itself (leader/follower); the promises hold either way."""
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import time
@@ -215,3 +216,25 @@ def test_a_leader_blocked_in_recv_wakes_by_its_deadline_not_a_kernel_tick_later(
             late.append(time.monotonic() - future.deadline)
         late.sort()
         assert late[len(late) // 2] < 0.003, late  # the median: a loaded machine may delay a few
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="blocking leader reads are used on Linux only")
+def test_a_green_socket_keeps_the_non_blocking_mode() -> None:
+    """gevent and eventlet wrap the C socket and wait cooperatively on EAGAIN: MSG_DONTWAIT would not stop them."""
+    from amiclient._connection import _blocking_reads
+
+    class GreenSocket:
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = sock
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._sock, name)
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        assert _blocking_reads(GreenSocket(left)) == 0  # type: ignore[arg-type]
+        assert left.gettimeout() == 0.0  # untouched: the connection keeps it non-blocking
+        assert _blocking_reads(right) == socket.MSG_DONTWAIT and right.gettimeout() is None
+    finally:
+        left.close()
+        right.close()
