@@ -7,13 +7,13 @@ packet texts, and ``on_tick()`` whenever the wait chosen by
 ``wait_time()`` ends without data (or :meth:`Connection.wake` was called).
 Either may raise to end the connection.
 
-The socket is non-blocking once connected: the reader waits in
-``poll()``/``select()``, and a writer waits for room only until its
-deadline.  A write that cannot finish by the earliest deadline of its batch
-leaves a partial packet on the wire, so it closes the connection.  A sender
-writing other threads' bytes stops at its own deadline and leaves the rest
-to the reader, which writes it whenever the socket has room; meanwhile new
-bytes queue behind it.
+Every read and write but a leader's is non-blocking once connected (on
+Linux over plain TCP the socket itself is blocking, with a short
+``SO_RCVTIMEO``, and those calls pass ``MSG_DONTWAIT``, so that a leader
+waits in one ``recv()``): the reader waits in ``poll()``/``select()``,
+and a writer waits for room only until its deadline.  Writing (group
+commit, deadlines, the reader finishing what a sender left) is the
+:class:`~amiclient._writing.Writer` mixin.
 
 Leader/follower reads (:meth:`Connection.await_answer`): a caller waiting
 for an answer while no other caller waits reads the socket itself (it
@@ -35,10 +35,11 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ._protocol import DEFAULT_MAX_PACKET_SIZE, Framer, parse_banner, parse_packet
 from ._readright import _TICK, RECV_SIZE, ReadRight
+from ._writing import _NEVER, NotSent, Writer, _wait_for
 from .exceptions import AMIConnectionError, AMIError, ConnectionLost, ProtocolError
 from .packet import Response
 
@@ -46,18 +47,12 @@ __all__ = ["Connection", "NotSent", "RECV_SIZE"]
 
 log = logging.getLogger("amiclient.connection")
 
-_NEVER = float("inf")
 # The kernel rounds SO_RCVTIMEO up to whole clock ticks and wakes a tick late (50 ms lasts ~56 ms at HZ=250):
 # ask for less, so that a blocking read never outlasts _TICK (a leader starts one with >= _TICK left).
 _RCVTIMEO = _TICK * 0.6
 
 
-
-class NotSent(ConnectionLost):
-    """The link was down before any byte of the data was queued: sending it elsewhere is safe."""
-
-
-class Connection(ReadRight):
+class Connection(ReadRight, Writer):
     """A TCP (optionally TLS) connection speaking AMI framing."""
 
     def __init__(
@@ -206,198 +201,6 @@ class Connection(ReadRight):
                         del backlog[index]
                         return packet
             checked = len(backlog)
-
-    def send(self, data: bytes, before: Optional[Callable[[Any], None]] = None, deadline: Optional[float] = None,
-             item: Any = None) -> None:
-        """Queue ``data`` whole for writing, and write it unless another thread is writing.
-
-        ``before(item)`` runs under the queue lock just before the bytes are
-        queued, so what it records follows the order of the bytes on the
-        wire.  Concurrent senders' bytes are written together (group
-        commit); a thread that finds the writer busy returns at once and the
-        writer sends its bytes.  ``deadline`` (``time.monotonic()``) bounds
-        the write: bytes that cannot be written by the earliest deadline of
-        a batch close the connection.  NotSent if the link was down (or
-        ``before`` raised ConnectionLost): nothing was queued.
-        ConnectionLost if this thread's write failed.
-        """
-        with self._outbox_lock:
-            if self._sock is None or self.closed:
-                raise NotSent(f"not connected to {self.address}")
-            if before is not None:
-                try:
-                    before(item)
-                except NotSent:
-                    raise
-                except ConnectionLost as exc:
-                    raise NotSent(str(exc)) from exc
-            sock = self._sock
-            direct = (not self._outbox and self._carry is None and self._plain
-                      and self._write_lock.acquire(False))
-            if not direct:
-                self._outbox.append(data)
-                if deadline is not None and deadline < self._outbox_deadline:
-                    self._outbox_deadline = deadline
-                congested = self._carry is not None
-        if direct:  # nothing queued, nobody writing: write at once, without the queue
-            try:
-                self._write_now(sock, data, _NEVER if deadline is None else deadline)
-            finally:
-                self._write_lock.release()
-            if self._outbox:  # queued by others while we wrote: they saw the lock taken
-                self._flush(self._own_deadline(deadline))
-            return
-        if congested:  # the reader is writing what a sender left: it writes these bytes too
-            self.wake()
-            return
-        self._flush(self._own_deadline(deadline))
-
-    def _own_deadline(self, deadline: Optional[float]) -> Optional[float]:
-        """Until when this thread may wait to write: the reader thread never waits."""
-        return time.monotonic() if threading.get_ident() == self._reader else deadline
-
-    def _write_now(self, sock: socket.socket, data: bytes, deadline: float) -> None:
-        """Write one action on a plain socket (the caller holds the write lock): one ``send()`` when it fits."""
-        try:
-            sent = sock.send(data, self._nowait)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except (OSError, ValueError) as exc:
-            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-            self.close(error)
-            raise error from exc
-        if sent == len(data):
-            self.bytes_out += sent
-            self.packets_sent += 1
-            return
-        self.bytes_out += sent
-        self._write(data[sent:], 1, deadline, self._own_deadline(deadline))
-
-    def _flush(self, own_deadline: Optional[float]) -> None:
-        """Write what is queued; stop at ``own_deadline`` and leave the rest to the reader."""
-        while self._write_lock.acquire(blocking=False):
-            try:
-                with self._outbox_lock:
-                    if self._carry is not None:
-                        return
-                    chunks, self._outbox = self._outbox, []
-                    deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
-                if chunks:
-                    self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks), len(chunks), deadline, own_deadline)
-            finally:
-                self._write_lock.release()
-            # Bytes queued while we held the lock belong to us: their sender saw the lock taken.
-            if not self._outbox:
-                return
-
-    def _write(self, data: bytes, packets: int, deadline: float, own_deadline: Optional[float] = None) -> None:
-        """Write all of ``data`` by ``deadline``, or close the connection and raise ConnectionLost.
-
-        A writer whose ``own_deadline`` comes first (it writes other
-        threads' bytes) hands what is left to the reader when it is reached,
-        so no sender waits past its own deadline.
-
-        On TLS, OpenSSL calls never overlap the reader's (``_tls_lock``): a
-        write that needs the peer's bytes first (``SSLWantReadError``) waits
-        for the reader to take them in, never spins.
-        """
-        sock = self._sock
-        if sock is None or self.closed:
-            raise self._closed_error()
-        tls = isinstance(sock, ssl.SSLSocket)
-        view = memoryview(data)
-        started = time.monotonic()
-        try:
-            while view:
-                want_read = False
-                try:
-                    if tls:
-                        with self._tls_lock:
-                            sent = sock.send(view)
-                    else:
-                        sent = sock.send(view, self._nowait)
-                except ssl.SSLWantReadError:
-                    sent, want_read = 0, True
-                except (ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-                    sent = 0
-                if sent:
-                    view = view[sent:]
-                    continue
-                if self.closed:
-                    raise self._closed_error()
-                now = time.monotonic()
-                if now >= deadline:
-                    raise _WriteTimeout(
-                        f"sending to {self.address} timed out after {now - started:.3g} s "
-                        f"({len(view)} of {len(data)} bytes unsent): the server is not reading")
-                wait = min(deadline - now, 1.0)
-                if own_deadline is not None and own_deadline < deadline and self._reader is not None:
-                    if now >= own_deadline:
-                        with self._outbox_lock:
-                            self._carry, self._carry_deadline = view, deadline
-                            self._carry_size, self._carry_packets = len(data), packets
-                        self.wake()
-                        return
-                    wait = min(wait, own_deadline - now)
-                # The reader takes in what OpenSSL needs; look again soon rather than wait on a socket it drains.
-                _wait_for(sock, not want_read, min(wait, 0.02 if want_read else 1.0))
-        except _WriteTimeout as exc:
-            error = ConnectionLost(str(exc))
-            self.close(error)
-            raise error from None
-        except (OSError, ValueError) as exc:  # ValueError: closed by another thread meanwhile
-            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-            self.close(error)
-            raise error from exc
-        self.bytes_out += len(data)
-        self.packets_sent += packets
-
-    def _write_carry(self) -> None:
-        """Reader thread: write what a sender left (and what was queued behind it) without blocking."""
-        if not self._write_lock.acquire(blocking=False):
-            return
-        try:
-            sock = self._sock
-            tls = isinstance(sock, ssl.SSLSocket)
-            while sock is not None:
-                with self._outbox_lock:
-                    view = self._carry
-                    if view is None:
-                        if not self._outbox:
-                            return
-                        chunks, self._outbox = self._outbox, []
-                        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                        view = self._carry = memoryview(data)
-                        self._carry_deadline, self._outbox_deadline = self._outbox_deadline, _NEVER
-                        self._carry_size, self._carry_packets = len(data), len(chunks)
-                try:
-                    if tls:
-                        with self._tls_lock:
-                            sent = sock.send(view)
-                    else:
-                        sent = sock.send(view, self._nowait)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-                    sent = 0
-                except (OSError, ValueError) as exc:
-                    error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-                    self.close(error)
-                    raise error from exc
-                if not sent:
-                    if time.monotonic() >= self._carry_deadline:
-                        error = ConnectionLost(f"sending to {self.address} timed out ({len(view)} of {self._carry_size} "
-                                               "bytes unsent): the server is not reading")
-                        self.close(error)
-                        raise error
-                    return
-                with self._outbox_lock:
-                    if sent < len(view):
-                        self._carry = view[sent:]
-                        continue
-                    self._carry, self._carry_deadline = None, _NEVER
-                    self.bytes_out += self._carry_size
-                    self.packets_sent += self._carry_packets
-        finally:
-            self._write_lock.release()
 
     def wake(self) -> None:
         """Make the reader's current wait end now (it calls ``on_tick`` and asks ``wait_time`` again)."""
@@ -556,25 +359,6 @@ class Connection(ReadRight):
                 closing.close()  # no shutdown(): the parent's session must live on
 
 
-class _WriteTimeout(Exception):
-    pass
-
-
-def _wait_for(sock: socket.socket, writable: bool, timeout: float) -> None:
-    """Wait up to ``timeout`` s until ``sock`` is writable (or readable); errors show on the next call."""
-    try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock.fileno(), select.POLLOUT if writable else select.POLLIN)
-            poller.poll(max(1, int(timeout * 1000 + 0.999)))
-        elif writable:
-            select.select((), (sock,), (sock,), timeout)
-        else:
-            select.select((sock,), (), (sock,), timeout)
-    except (OSError, ValueError):  # closed by another thread meanwhile
-        pass
-
-
 def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float, bool], bool]:
     """A function ``wait(timeout, writing)``: wait up to ``timeout`` s for data on ``sock``; True if there is some.
 
@@ -618,7 +402,7 @@ def _waiter(sock: socket.socket, wake: socket.socket) -> Callable[[float, bool],
 
 
 def _blocking_reads(sock: socket.socket) -> int:
-    """Make ``sock`` blocking with reads bounded by ``_TICK``; return ``MSG_DONTWAIT`` (0 where unsupported).
+    """Make ``sock`` blocking with reads bounded by ``_RCVTIMEO``; return ``MSG_DONTWAIT`` (0 where unsupported).
 
     A caller that leads then waits in one ``recv()`` instead of
     ``poll()`` + ``recv()``; every other read and write passes the flag.

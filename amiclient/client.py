@@ -10,6 +10,9 @@ Where things happen (a newcomer's map):
   read (``_connection.Connection.run``), matched to its action
   (``_tracker.ActionTracker.route``) and events are handed to the
   dispatcher (``_listeners.Dispatcher``); keepalive and reconnect;
+  ``_connection.py`` owns the socket, ``_writing.py`` its writes (group
+  commit, deadlines), ``_readright.py`` who reads it (the io thread, or a
+  caller waiting alone);
 * ``_subscriptions.py``: listeners and state callbacks (run on the
   dispatcher thread); ``_callbacks.py``: futures' done-callbacks (run on
   callback threads); ``actions.py``: typed helpers for common actions.
