@@ -89,7 +89,6 @@ class Connection(ReadRight, Writer):
         self._carry_deadline = _NEVER
         self._carry_size = 0
         self._carry_packets = 0
-        self._plain = False  # a plain TCP socket (not TLS): writes need no lock around OpenSSL
         self._nowait = 0  # MSG_DONTWAIT on a blocking socket (plain TCP where supported), 0 on a non-blocking one
         self._reader: Optional[int] = None  # the reader thread's ident while run() runs
         self._tls_lock = threading.Lock()  # TLS only: OpenSSL calls never overlap
@@ -117,8 +116,7 @@ class Connection(ReadRight, Writer):
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
                 self._adopt(sock)
-            self._plain = self.ssl_context is None
-            self._nowait = _blocking_reads(sock) if self._plain else 0
+            self._nowait = _blocking_reads(sock) if self.ssl_context is None else 0
             if not self._nowait:
                 sock.setblocking(False)
         except (OSError, ssl.SSLError) as exc:

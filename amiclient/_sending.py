@@ -106,11 +106,8 @@ class Sender:
         Raises ConnectionLost if no link comes up before the deadline.
         """
         started = time.monotonic()
-        if headers is None and not fields and isinstance(action, str):  # a bare action (Ping): nothing to merge
-            name, merged, own_id = action, fields, None
-        else:
-            name, merged = split_action(action, headers, fields)
-            own_id = pop_action_id(merged)
+        name, merged = split_action(action, headers, fields)
+        own_id = pop_action_id(merged)
         action_id = own_id or self._next_action_id()
         check_action(name, merged, self.validate)
         data = serialize_action(name, merged, action_id, generated_id=own_id is None)

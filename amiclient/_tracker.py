@@ -39,9 +39,9 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Union, cast
 
-from ._protocol import _parse_fast, parse_event, parse_packet
+from ._protocol import parse_event, parse_packet
 from .exceptions import ActionTimeout, AMIError, ConnectionLost, ProtocolError
-from .packet import Event, Packet, Response
+from .packet import Event, Response
 
 __all__ = ["ActionFuture", "ActionTracker", "LEGACY_LIST_COMPLETIONS", "list_completions", "ends_list"]
 
@@ -332,8 +332,7 @@ class ActionTracker:
                 else:
                     events.append(text)
             elif text.startswith("Response: "):
-                response = _parse_fast(Response, text) if not text.startswith("Response: Follows") else None
-                self.on_response(response if response is not None else cast(Response, parse_packet(text)))
+                self.on_response(cast(Response, parse_packet(text)))
             elif text and not text.isspace():
                 try:
                     packet = parse_packet(text)
@@ -359,7 +358,7 @@ class ActionTracker:
 
     def on_response(self, response: Response) -> None:
         """Resolve the action this response answers (the reader calls this)."""
-        action_id = dict.get(response, "ActionID") or response.get("ActionID")
+        action_id = response.get("ActionID")
         with self._lock:
             pending = self._claim(action_id) if action_id else self._claim_oldest()
             if pending is None:
@@ -372,14 +371,8 @@ class ActionTracker:
                 pending.response = response
                 self.lists[pending.action_id] = pending
                 return
-            pending.finished = True  # _retire(), inline: the path of every answer
-            self.pending.pop(pending.action_id, None)
-            if self.lists:
-                self.lists.pop(pending.action_id, None)
-        try:
-            pending.future.set_result(response)
-        except Exception:  # InvalidStateError: cancelled meanwhile
-            pass
+            self._retire(pending)
+        self._resolve(pending, response)
 
     def _claim(self, action_id: str) -> Optional[_Pending]:
         """The action ``action_id`` (live or a tombstone), marked answered; None if unknown or answered."""
@@ -512,26 +505,13 @@ def list_completions(action: str, response: Response) -> Optional[FrozenSet[str]
 
     An empty set means the list ends at the event with ``EventList: Complete``.
     """
-    flag = dict.get(response, "EventList")  # Asterisk's spelling: no case-folding lookup
-    if flag is None and _has_key(response, "eventlist"):
-        flag = response.get("EventList")  # any case
+    flag = response.get("EventList")  # any case
     if flag is not None:
         return frozenset() if flag.lower() == "start" else None
     completions = LEGACY_LIST_COMPLETIONS.get(action)
     if completions is None or "follow" not in (response.message or "").lower():
         return None
     return completions
-
-
-def _has_key(packet: Packet, lower: str) -> bool:
-    """Whether ``packet`` has a key ``lower`` in any case (no lookup table built for a small packet)."""
-    if len(packet) > 8:
-        return lower in packet
-    size = len(lower)
-    for key in dict.keys(packet):
-        if len(key) == size and key.lower() == lower:
-            return True
-    return False
 
 
 def ends_list(event: Event, completions: FrozenSet[str]) -> bool:

@@ -43,7 +43,6 @@ class Writer:
         _carry_deadline: float
         _carry_size: int
         _carry_packets: int
-        _plain: bool
         _nowait: int
         _reader: Optional[int]
         closed: bool
@@ -81,7 +80,7 @@ class Writer:
                 except ConnectionLost as exc:
                     raise NotSent(str(exc)) from exc
             sock = self._sock
-            direct = (not self._outbox and self._carry is None and self._plain
+            direct = (not self._outbox and self._carry is None and not isinstance(sock, ssl.SSLSocket)
                       and self._write_lock.acquire(False))
             if not direct:
                 self._outbox.append(data)
@@ -101,6 +100,12 @@ class Writer:
             return
         self._flush(self._own_deadline(deadline))
 
+    def _write_failed(self, exc: BaseException) -> AMIError:
+        """Close the connection after a failed write; the error to raise (the close reason if closed meanwhile)."""
+        error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
+        self.close(error)
+        return error
+
     def _own_deadline(self, deadline: Optional[float]) -> Optional[float]:
         """Until when this thread may wait to write: the reader thread never waits."""
         return time.monotonic() if threading.get_ident() == self._reader else deadline
@@ -112,9 +117,7 @@ class Writer:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except (OSError, ValueError) as exc:
-            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-            self.close(error)
-            raise error from exc
+            raise self._write_failed(exc) from exc
         if sent == len(data):
             self.bytes_out += sent
             self.packets_sent += 1
@@ -195,9 +198,7 @@ class Writer:
             self.close(error)
             raise error from None
         except (OSError, ValueError) as exc:  # ValueError: closed by another thread meanwhile
-            error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-            self.close(error)
-            raise error from exc
+            raise self._write_failed(exc) from exc
         self.bytes_out += len(data)
         self.packets_sent += packets
 
@@ -228,9 +229,7 @@ class Writer:
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                     sent = 0
                 except (OSError, ValueError) as exc:
-                    error = self._closed_error() if self.closed else ConnectionLost(f"sending to {self.address} failed: {exc}")
-                    self.close(error)
-                    raise error from exc
+                    raise self._write_failed(exc) from exc
                 if not sent:
                     if time.monotonic() >= self._carry_deadline:
                         error = ConnectionLost(f"sending to {self.address} timed out ({len(view)} of {self._carry_size} "

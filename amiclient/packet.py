@@ -6,6 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, c
 __all__ = ["Packet", "Response", "Event"]
 
 _MISSING: Any = object()
+_SCAN_KEYS = 8  # up to this many keys, a case-insensitive miss scans them instead of building a lookup table
 _T = TypeVar("_T")
 
 
@@ -47,6 +48,12 @@ class Packet(Dict[str, str]):
     def _find(self, key: str) -> Optional[str]:
         lower = self._lower
         if lower is None:
+            if len(self) <= _SCAN_KEYS:  # a short packet (an action's answer): a scan, no table built
+                wanted, found = key.lower(), None
+                for name in dict.keys(self):
+                    if name.lower() == wanted:
+                        found = name  # the last one, as the table would give
+                return found
             lower = self._lower = {k.lower(): k for k in dict.keys(self)}
         return lower.get(key.lower())
 

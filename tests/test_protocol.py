@@ -297,3 +297,13 @@ def test_packet_mutations_keep_case_insensitive_lookups() -> None:
     assert isinstance(copy, Event) and copy.getlist("variable") == ["a=1", "b=2"]
     packet.clear()
     assert "channel" not in packet and len(packet) == 0
+
+
+@pytest.mark.parametrize("extra", [0, 10])  # a short packet scans its keys; a long one builds a lookup table
+def test_case_insensitive_lookups_agree_on_short_and_long_packets(extra: int) -> None:
+    pairs = [("Response", "Success"), ("ActionID", "first"), ("actionid", "second")]
+    pairs += [(f"X-{i}", str(i)) for i in range(extra)]
+    response = Response(pairs)  # the fast parser's shape: case-only duplicates kept apart
+    assert response["ActionID"] == "first" and response["actionid"] == "second"
+    assert response.get("ACTIONID") == "second"  # a miss in any case: the last spelling, either way
+    assert "eventlist" not in response and response.get("EventList") is None
