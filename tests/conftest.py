@@ -4,10 +4,12 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Set
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -18,6 +20,21 @@ def load_chunks(relative: str, name: str = "") -> List[Dict[str, str]]:
     """The chunks of a recording in tests/fixtures (``name`` picks a session in errors.json)."""
     data: Any = json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
     return data[name] if name else data
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1/localhost: (cert.pem, key.pem)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
 
 
 def _sockets() -> Set[str]:

@@ -30,7 +30,7 @@ from amiclient import (
 )
 from amiclient.testing import FakeAMIServer, Recorder, build_response
 
-from .http_support import SECRET, ajam_servers, certificate, client_context, server_context  # noqa: F401 (fixture)
+from .http_support import SECRET, ajam_servers, client_context, server_context
 
 AnyClient = Union[AMIClient, AMIHTTPClient]
 

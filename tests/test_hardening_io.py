@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -455,20 +453,6 @@ def _wait_child(pid: int, timeout: float) -> Optional[int]:
 
 
 # --------------------------------------------------------------------------- 18. TLS writes
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def test_tls_write_waiting_for_the_peer_does_not_spin(server: FakeAMIServer, certificate: Tuple[Path, Path]) -> None:

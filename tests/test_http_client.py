@@ -27,7 +27,7 @@ from amiclient.testing._session import Session
 from amiclient.testing._wire import Packet
 from amiclient.transport.http import parse_url
 
-from .http_support import SECRET, ajam_servers, certificate, client_context, server_context  # noqa: F401 (fixture)
+from .http_support import SECRET, ajam_servers, client_context, server_context
 
 Servers = Tuple[FakeAMIServer, FakeAJAMServer]
 FAST = Backoff(base=0.05, cap=0.1, jitter=0)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -227,19 +225,6 @@ def test_a_callers_actionid_cannot_break_another_callers_action(server: FakeAMIS
 
 
 # --------------------------------------------------------------------------- auth="auto" and unverified TLS
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def test_auto_never_sends_the_plain_secret_over_unverified_tls(server: FakeAMIServer, certificate: Tuple[Path, Path]) -> None:

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator, List, Set, Tuple
 
@@ -87,20 +85,6 @@ def test_plain_is_sent_when_asked_for(server: FakeAMIServer) -> None:
     server.add_handler("Challenge", refuse_challenge)
     with client_for(server.port, SECRET, auth="plain") as client:
         assert client.ping().ok
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def test_auto_falls_back_to_plain_over_tls(server: FakeAMIServer, certificate: Tuple[Path, Path]) -> None:

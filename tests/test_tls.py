@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Iterator, Tuple
 
@@ -12,20 +10,6 @@ import pytest
 
 from amiclient import AMIClient, AMIConnectionError, Event
 from amiclient.testing import FakeAMIServer, Recorder, TLSFront
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.fixture
