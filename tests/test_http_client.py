@@ -380,6 +380,8 @@ def test_filters_are_applied_again_after_a_new_login(servers: Servers) -> None:
         client.add_filter("Event: Hangup")
         assert ajam.expire_sessions(busy=True) == 1
         wait_until(lambda: len(ajam.requests_of("Filter")) == 2)  # sent again in the new session
+        # received is not yet applied: wait until every logged-in manager session filters
+        wait_until(lambda: all(s.filters for s in ami.sessions if s.authenticated))
         for n in range(100):
             ami.emit("UserEvent", UserEvent="Filtered")
             ami.emit("Hangup", Channel=f"PJSIP/{n}-0001", Cause="16")
